@@ -1,0 +1,123 @@
+"""Frozen values passed between layers. No behaviour beyond small derived properties."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One normalized feed entry, ready to store.
+
+    ``entry_id`` is stable across polls: the guid/id, else the canonical link, else a content hash.
+    ``published`` is aware UTC, or None when the feed gave none (or an unusable one); storage then
+    uses the first-seen time. HTML fields are already sanitized. ``content_hash`` covers every
+    field, so a changed entry is detected without comparing field by field.
+    """
+
+    source_id: str
+    entry_id: str
+    link: str | None
+    title: str
+    author: str | None
+    summary: str | None
+    content: str | None
+    published: datetime | None
+    updated: datetime | None
+    categories: tuple[str, ...]
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """What parse+normalize made of one document."""
+
+    title: str | None
+    link: str | None
+    language: str | None
+    version: str  # feedparser's name for the format: rss20, atom10, json11, ...
+    encoding: str | None
+    items: tuple[Item, ...]
+    ttl_minutes: int | None = None  # RSS <ttl>
+    skip_hours: frozenset[int] = frozenset()  # RSS <skipHours>, hours 0-23 (GMT)
+    skip_days: frozenset[int] = frozenset()  # RSS <skipDays>, 0=Monday .. 6=Sunday
+    warnings: tuple[str, ...] = ()  # bozo and per-entry problems that did not stop the feed
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """A completed HTTP exchange that produced a feed body (200) or nothing new (304)."""
+
+    requested_url: str
+    url: str  # final URL after redirects
+    status: int  # 200 or 304
+    content: bytes | None  # None on 304
+    headers: Mapping[str, str]  # final response headers, lower-case names
+    elapsed: float  # seconds, whole exchange
+    etag: str | None = None
+    last_modified: str | None = None
+    permanent_redirect: str | None = None  # set when every hop to ``url`` was 301/308
+    redirects: tuple[str, ...] = field(default=())
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """What storage remembers about a source between polls."""
+
+    source_id: str
+    url: str  # the URL in the config when last synced
+    etag: str | None = None
+    last_modified: str | None = None
+    next_check_at: datetime | None = None
+    last_attempt_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_new_item_at: datetime | None = None
+    last_error: str | None = None
+    error_count: int = 0  # consecutive
+    disabled_reason: str | None = None  # e.g. "410 Gone"; None = active
+    redirected_to: str | None = None  # permanent redirect seen, reported to the operator
+    publish_interval: float | None = None  # observed mean seconds between new items
+    item_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FetchLogEntry:
+    source_id: str
+    started_at: datetime
+    duration: float
+    status: int | None  # HTTP status, None when no response
+    bytes: int
+    new_items: int
+    updated_items: int
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOutcome:
+    new: int
+    updated: int
+    unchanged: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """The part of a configured source that storage keeps a row for."""
+
+    source_id: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An item as stored: the item plus what storage adds."""
+
+    item: Item
+    first_seen: datetime  # aware UTC
+    last_changed: datetime  # aware UTC; first_seen until the entry changes
+    published: datetime  # item.published, or first_seen when the feed gave none

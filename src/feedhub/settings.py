@@ -1,0 +1,186 @@
+"""Typed settings: the shape of ``config/feedhub.yaml``.
+
+Loading, line numbers and reload live in ``config.py``; these models only say what is valid.
+Every model forbids unknown keys, so a typo is an error rather than a silently ignored line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$")
+_UNITS = {None: 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+_ID = re.compile(r"^[A-Za-z0-9\u3400-\u9fff][A-Za-z0-9_.\-\u3400-\u9fff]*$")
+
+
+def _parse_duration(value: Any) -> Any:
+    """Seconds as a number, or a string such as ``90``, ``15m``, ``2h``, ``1d``."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30m, 2h or 1d")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if not m:
+            raise ValueError(f"{value!r} is not a duration (use e.g. 90s, 15m, 2h, 1d)")
+        return float(m.group(1)) * _UNITS[m.group(2)]
+    return value
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError("must be greater than zero")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_parse_duration), AfterValidator(_positive)]
+
+
+def _check_id(value: str) -> str:
+    if not _ID.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid id (letters, digits, Chinese characters, '_', '-', '.')"
+        )
+    return value
+
+
+Ident = Annotated[str, AfterValidator(_check_id)]
+
+
+def _check_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
+        raise ValueError(f"{value!r} is not an http(s) URL")
+    return value.strip()
+
+
+FeedURL = Annotated[str, AfterValidator(_check_url)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteSettings(_Model):
+    title: str = "feedhub"
+    description: str = ""
+    base_url: Annotated[str, AfterValidator(_check_url)] = "http://127.0.0.1:8080/"
+    language: str = "zh-CN"
+    timezone: str | None = Field(
+        default=None,
+        description="Zone for feed times written without one; default from language "
+        "(Asia/Shanghai for zh, Asia/Taipei for zh-TW, Asia/Hong_Kong for zh-HK, else UTC).",
+    )
+
+
+class StorageSettings(_Model):
+    url: str = Field(
+        default="sqlite:///data/feedhub.db",
+        description="sqlite:///relative/path.db, sqlite:////absolute/path.db or "
+        "postgresql://user:pass@host/db. FEEDHUB_STORAGE_URL overrides.",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        scheme = value.split(":", 1)[0].split("+", 1)[0]
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError(f"unsupported database {scheme!r}: use sqlite:/// or postgresql://")
+        return value
+
+
+def _check_allow_entry(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        if not re.match(r"^[A-Za-z0-9.\-*]+$", value):
+            raise ValueError(f"{value!r} is neither a host name nor an IP network") from None
+    return value
+
+
+class FetchSettings(_Model):
+    concurrency: int = Field(default=16, ge=1, le=512, description="Downloads at once, in all.")
+    per_host: int = Field(default=2, ge=1, le=64, description="Downloads at once per host.")
+    connect_timeout: Duration = 10.0
+    read_timeout: Duration = 30.0
+    total_timeout: Duration = 60.0
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    user_agent: str | None = Field(
+        default=None, description="Default: feedhub/<version> (+<site.base_url>)"
+    )
+    allow_private_networks: bool = Field(
+        default=False,
+        description="Allow feeds on private, loopback and link-local addresses.",
+    )
+    allowlist: tuple[Annotated[str, AfterValidator(_check_allow_entry)], ...] = Field(
+        default=(),
+        description="Host names or IP networks allowed even when private (e.g. 10.0.0.0/8).",
+    )
+
+
+class ScheduleSettings(_Model):
+    default_interval: Duration = 1800.0
+    min_interval: Duration = 300.0
+    max_interval: Duration = 86400.0
+    jitter: float = Field(default=0.1, ge=0, le=0.5, description="Random spread, as a fraction.")
+    error_backoff: Duration = Field(default=600.0, description="First delay after an error.")
+    max_error_backoff: Duration = 86400.0
+    tick: Duration = Field(default=30.0, description="How often the scheduler looks for due sources.")
+    lease: Duration = Field(default=900.0, description="How long a claimed poll may take.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ScheduleSettings:
+        if self.min_interval > self.max_interval:
+            raise ValueError("min_interval is greater than max_interval")
+        return self
+
+
+class Section(_Model):
+    id: Ident
+    title: str
+    parent: str | None = None
+
+
+Encoding = Literal[
+    "utf-8", "gb2312", "gbk", "gb18030", "big5", "big5hkscs", "utf-16", "iso-8859-1",
+    "windows-1252", "euc-jp", "shift_jis", "euc-kr",
+]
+
+
+class Source(_Model):
+    id: Ident
+    name: str
+    url: FeedURL
+    region: str | None = None
+    section: str | None = Field(default=None, description="Default section id for its items.")
+    interval: Duration | None = Field(default=None, description="Default: schedule.default_interval")
+    encoding: Encoding | None = Field(
+        default=None, description="Override a wrong or missing declared encoding."
+    )
+    timezone: str | None = Field(
+        default=None, description="Zone for this feed's zone-less times; default: the site's."
+    )
+    enabled: bool = True
+
+
+class Settings(_Model):
+    site: SiteSettings = SiteSettings()
+    storage: StorageSettings = StorageSettings()
+    fetch: FetchSettings = FetchSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+    sections: tuple[Section, ...] = ()
+    sources: tuple[Source, ...] = ()

@@ -1,0 +1,84 @@
+"""The storage contract. The pipeline, the CLI and the web layer see only this Protocol.
+
+Every write that belongs to one poll of one source happens in ``record_poll``, in one
+transaction: items, the source's new state and its fetch-log line land together or not at all.
+That is what makes a poll safe to kill at any moment: the ETag/Last-Modified that would let the
+next poll skip the body are only stored with the items they describe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from feedhub.models import FetchLogEntry, Item, SourceSpec, SourceState, StoredItem, StoreOutcome
+
+
+class Storage(Protocol):
+    def migrate(self) -> None:
+        """Create or upgrade the schema (Alembic, to head). Safe to call on every start."""
+
+    def close(self) -> None: ...
+
+    def ping(self) -> None:
+        """Raise StorageError unless the database answers."""
+
+    def sync_sources(self, specs: Sequence[SourceSpec], now: datetime) -> None:
+        """Make the source rows match the config.
+
+        New ids get a row due at ``now``. A changed URL resets the validators (ETag,
+        Last-Modified), the recorded redirect and a 410 disablement, and makes the source due.
+        Ids no longer configured keep their row and their items (they are only marked
+        unconfigured and are never claimed).
+        """
+
+    def claim_due(
+        self,
+        now: datetime,
+        limit: int,
+        lease: timedelta,
+        source_ids: Collection[str] | None = None,
+        *,
+        ignore_schedule: bool = False,
+    ) -> list[SourceState]:
+        """Atomically claim up to ``limit`` sources for polling and return their state.
+
+        A source is claimable when it is configured, not disabled, not claimed by a live lease,
+        in ``source_ids`` if given, and due (``next_check_at`` <= now or unset) unless
+        ``ignore_schedule``. Claiming sets a lease until ``now + lease`` so that other pollers
+        (other processes too) skip it; ``record_poll`` releases it. Oldest due first.
+        """
+
+    def record_poll(
+        self, state: SourceState, items: Sequence[Item], log: FetchLogEntry, now: datetime
+    ) -> StoreOutcome:
+        """Store one poll's outcome in one transaction and release the source's lease.
+
+        Items are upserted by (source_id, entry_id): new ones are inserted with
+        first_seen=now; one whose content_hash changed is updated in place (first_seen and the
+        stored published time kept unless the feed now gives a published time); unchanged ones
+        are left alone. The source row takes every field of ``state`` except ``item_count``
+        (storage counts) and ``last_new_item_at`` (set to ``now`` when any item was new).
+        """
+
+    def release(self, source_ids: Collection[str]) -> None:
+        """Drop leases without recording anything (used when a poll is cancelled)."""
+
+    def get_state(self, source_id: str) -> SourceState | None: ...
+
+    def list_states(self) -> list[SourceState]:
+        """Every configured source's state, ordered by id."""
+
+    def list_items(
+        self, source_id: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[StoredItem]:
+        """Items newest first (by stored published time, then first_seen)."""
+
+    def count_items(self, source_id: str | None = None) -> int: ...
+
+    def fetch_log(self, source_id: str | None = None, limit: int = 50) -> list[FetchLogEntry]:
+        """Newest first."""
+
+    def last_success_at(self) -> datetime | None:
+        """Most recent successful poll of any source (for health checks)."""
