@@ -62,7 +62,7 @@ Ident = Annotated[str, AfterValidator(_check_id)]
 
 def _check_url(value: str) -> str:
     parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https", "file") or (parts.scheme != "file" and not parts.netloc):
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"{value!r} is not an http(s) URL")
     return value.strip()
 
@@ -139,7 +139,9 @@ class ScheduleSettings(_Model):
     jitter: float = Field(default=0.1, ge=0, le=0.5, description="Random spread, as a fraction.")
     error_backoff: Duration = Field(default=600.0, description="First delay after an error.")
     max_error_backoff: Duration = 86400.0
-    tick: Duration = Field(default=30.0, description="How often the scheduler looks for due sources.")
+    tick: Duration = Field(
+        default=30.0, description="How often the scheduler looks for due sources."
+    )
     lease: Duration = Field(default=900.0, description="How long a claimed poll may take.")
 
     @model_validator(mode="after")
@@ -156,8 +158,18 @@ class Section(_Model):
 
 
 Encoding = Literal[
-    "utf-8", "gb2312", "gbk", "gb18030", "big5", "big5hkscs", "utf-16", "iso-8859-1",
-    "windows-1252", "euc-jp", "shift_jis", "euc-kr",
+    "utf-8",
+    "gb2312",
+    "gbk",
+    "gb18030",
+    "big5",
+    "big5hkscs",
+    "utf-16",
+    "iso-8859-1",
+    "windows-1252",
+    "euc-jp",
+    "shift_jis",
+    "euc-kr",
 ]
 
 
@@ -167,7 +179,9 @@ class Source(_Model):
     url: FeedURL
     region: str | None = None
     section: str | None = Field(default=None, description="Default section id for its items.")
-    interval: Duration | None = Field(default=None, description="Default: schedule.default_interval")
+    interval: Duration | None = Field(
+        default=None, description="Default: schedule.default_interval"
+    )
     encoding: Encoding | None = Field(
         default=None, description="Override a wrong or missing declared encoding."
     )

@@ -1,0 +1,395 @@
+"""Downloading feeds: conditional GET, redirects, limits and the address guard.
+
+This is the only module that talks HTTP (httpx). ``Fetcher.fetch`` either returns a
+``FetchResult`` (200 with the body, or 304) or raises a ``FetchError`` subclass that carries the
+requested URL and chains the cause; httpx's exceptions never leave this module.
+
+Choices worth knowing:
+
+* Redirects are followed here, not by httpx, so that every hop passes the address guard
+  (``fetch_guard``), is counted against ``max_redirects`` and is checked for loops. The
+  conditional headers go with every hop: the validators the caller stored came from the final URL.
+* One ``httpx.AsyncClient`` per ``Fetcher``: connections are kept alive between fetches. Its pool
+  holds ``concurrency`` connections, the most that can be in use at once. The client keeps no
+  cookies (feeds do not need them, and a shared jar would leak between sources) and ignores
+  proxy and certificate settings from the environment.
+* Limits: at most ``per_host`` requests per host name and ``concurrency`` in all. A hop waits
+  for its host's slot first and only then takes a global slot, so requests queued behind a busy
+  host do not hold global slots that other hosts could use. Slots are held per hop, never while
+  waiting for another, so redirect chains cannot deadlock.
+* Deadlines: ``connect_timeout`` and ``read_timeout`` (each socket read) are httpx's; the
+  ``total_timeout`` covers the whole exchange, every hop and the body, from the moment the first
+  hop got its slots (time queued behind our own limits is not the server's fault).
+* Body cap: the body is streamed and decompressed here (not by httpx) with
+  ``zlib``'s ``max_length``, so neither the bytes received nor the decoded bytes can pass
+  ``max_body_bytes`` by more than one read; a gzip bomb stops at the cap instead of expanding a
+  whole 64 KiB read a thousandfold. A Content-Length over the cap is refused before reading.
+* Only status 200 is a feed. 304 returns the validators the server sent, falling back to the
+  ones the caller sent when the server omits them (many do), so they are never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import http.cookiejar
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+
+import httpcore
+import httpx
+
+from feedhub.errors import (
+    BlockedAddressError,
+    BodyTooLargeError,
+    FetchError,
+    FetchTimeout,
+    HTTPStatusError,
+    RateLimited,
+    SourceGone,
+    TooManyRedirects,
+    TransportError,
+)
+from feedhub.fetch_guard import (
+    AddressBlocked,
+    AddressGuard,
+    AddressPolicy,
+    GuardedTransport,
+    Resolver,
+)
+from feedhub.models import FetchResult
+from feedhub.settings import FetchSettings
+
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/feed+json, "
+    "application/rdf+xml;q=0.9, application/xml;q=0.9, text/xml;q=0.9, "
+    "application/json;q=0.8, */*;q=0.1"
+)
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_PERMANENT = frozenset({301, 308})
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: object) -> bool:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Redirect:
+    status: int
+    location: str
+
+
+class Fetcher:
+    """Downloads feeds with bounded concurrency; one per process, shared by all sources.
+
+    ``transport`` replaces the guarded transport (tests use ``httpx.MockTransport``); the address
+    guard then checks each hop's host before the request, through ``resolver``, but cannot pin
+    the connection, which the given transport makes itself.
+    """
+
+    def __init__(
+        self,
+        settings: FetchSettings,
+        *,
+        user_agent: str,
+        clock: Callable[[], datetime] = _utcnow,
+        transport: httpx.AsyncBaseTransport | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        policy = AddressPolicy(
+            allow_private=settings.allow_private_networks, allowlist=settings.allowlist
+        )
+        self._guard = AddressGuard(policy, resolver)
+        if transport is None:
+            limits = httpx.Limits(
+                max_connections=settings.concurrency,
+                max_keepalive_connections=settings.concurrency,
+            )
+            transport = GuardedTransport(self._guard, limits=limits)
+        self._check_before_send = not isinstance(transport, GuardedTransport)
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            follow_redirects=False,
+            trust_env=False,
+            cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
+            timeout=httpx.Timeout(
+                connect=settings.connect_timeout,
+                read=settings.read_timeout,
+                write=settings.read_timeout,
+                pool=settings.total_timeout,
+            ),
+            headers={
+                "User-Agent": user_agent,
+                "Accept": ACCEPT,
+                "Accept-Encoding": "gzip, deflate",
+            },
+        )
+        self._slots = _Slots(settings.concurrency, settings.per_host)
+
+    async def __aenter__(self) -> Fetcher:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def fetch(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> FetchResult:
+        """GET ``url`` conditionally; see the module docstring for limits and errors."""
+        current = _check_url(url, url)
+        headers: dict[str, str] = {}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        hops: list[str] = []
+        permanent = True
+        seen = {current}
+        loop = asyncio.get_running_loop()
+        started: float | None = None
+        try:
+            async with asyncio.timeout(None) as deadline:
+                while True:
+                    async with self._slots.hold(current.host):
+                        if started is None:
+                            started = time.perf_counter()
+                            deadline.reschedule(loop.time() + self._settings.total_timeout)
+                        outcome = await self._exchange(url, current, headers)
+                    if not isinstance(outcome, _Redirect):
+                        break
+                    current = self._follow(url, current, outcome, seen, len(hops))
+                    hops.append(str(current))
+                    permanent = permanent and outcome.status in _PERMANENT
+        except TimeoutError as exc:
+            total = self._settings.total_timeout
+            raise FetchTimeout(url, f"not done within total_timeout ({total:g}s)") from exc
+        assert started is not None
+        status, response_headers, content = outcome
+        return FetchResult(
+            requested_url=url,
+            url=str(current),
+            status=status,
+            content=content,
+            headers=response_headers,
+            elapsed=time.perf_counter() - started,
+            etag=response_headers.get("etag") or (etag if status == 304 else None),
+            last_modified=response_headers.get("last-modified")
+            or (last_modified if status == 304 else None),
+            permanent_redirect=str(current) if hops and permanent else None,
+            redirects=tuple(hops),
+        )
+
+    def _follow(
+        self, url: str, current: httpx.URL, redirect: _Redirect, seen: set[httpx.URL], count: int
+    ) -> httpx.URL:
+        try:
+            target = current.join(redirect.location).copy_with(fragment=None)
+        except (httpx.InvalidURL, ValueError) as exc:
+            raise FetchError(url, f"bad redirect Location {redirect.location!r}") from exc
+        target = _check_url(url, str(target))
+        if target in seen:
+            raise TooManyRedirects(url, f"redirect loop at {target}")
+        if count >= self._settings.max_redirects:
+            raise TooManyRedirects(url, f"more than {self._settings.max_redirects} redirects")
+        seen.add(target)
+        return target
+
+    async def _exchange(
+        self, url: str, current: httpx.URL, headers: dict[str, str]
+    ) -> _Redirect | tuple[int, dict[str, str], bytes | None]:
+        """One request and its answer; redirects are returned, other failures raised."""
+        where = "" if str(current) == url else f" (at {current})"
+        try:
+            if self._check_before_send:
+                port = current.port or (443 if current.scheme == "https" else 80)
+                await self._guard.addresses(current.host, port, self._settings.connect_timeout)
+            request = self._client.build_request("GET", current, headers=headers)
+            response = await self._client.send(request, stream=True)
+        except AddressBlocked as exc:
+            raise BlockedAddressError(url, f"{exc}{where}") from exc
+        except (httpx.TimeoutException, httpcore.TimeoutException) as exc:
+            raise FetchTimeout(url, f"{type(exc).__name__}{where}: {exc}") from exc
+        except (httpx.TransportError, httpcore.ConnectError) as exc:
+            raise TransportError(url, f"{type(exc).__name__}{where}: {exc}") from exc
+        try:
+            status = response.status_code
+            if status in _REDIRECTS:
+                location = response.headers.get("location")
+                if not location:
+                    raise HTTPStatusError(url, status, f"HTTP {status} without Location{where}")
+                return _Redirect(status, location)
+            if status == 304:
+                return status, dict(response.headers.items()), None
+            if status != 200:
+                raise self._status_error(url, response)
+            content = await self._read_body(url, response, where)
+            return status, dict(response.headers.items()), content
+        finally:
+            await response.aclose()
+
+    def _status_error(self, url: str, response: httpx.Response) -> HTTPStatusError:
+        status = response.status_code
+        if status in (429, 503):
+            retry = parse_retry_after(response.headers.get("retry-after"), self._clock())
+            return RateLimited(url, status, retry)
+        if status == 410:
+            return SourceGone(url, status, "HTTP 410 Gone")
+        return HTTPStatusError(url, status)
+
+    async def _read_body(self, url: str, response: httpx.Response, where: str) -> bytes:
+        cap = self._settings.max_body_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise BodyTooLargeError(url, f"Content-Length {declared} > {cap} bytes{where}")
+        encoding = response.headers.get("content-encoding", "")
+        try:
+            decoder = _Decoder(encoding, cap)
+            received = 0
+            async for raw in response.aiter_raw():
+                received += len(raw)
+                if received > cap:
+                    raise BodyTooLargeError(url, f"more than {cap} bytes received{where}")
+                decoder.feed(raw)
+            return decoder.finish()
+        except _TooLarge as exc:
+            raise BodyTooLargeError(url, f"more than {cap} bytes once decoded{where}") from exc
+        except (zlib.error, _BadEncoding) as exc:
+            raise TransportError(url, f"cannot decode the body{where}: {exc}") from exc
+        except httpx.TimeoutException as exc:
+            raise FetchTimeout(url, f"{type(exc).__name__} reading the body{where}") from exc
+        except httpx.TransportError as exc:
+            raise TransportError(url, f"{type(exc).__name__} reading the body{where}") from exc
+
+
+def _check_url(url: str, candidate: str) -> httpx.URL:
+    """Only absolute http(s) URLs with a host; ``file://`` belongs to another source type."""
+    try:
+        parsed = httpx.URL(candidate)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise FetchError(url, f"invalid URL {candidate!r}") from exc
+    if parsed.scheme not in ("http", "https"):
+        raise FetchError(url, f"{parsed.scheme or 'no'} scheme in {candidate!r}: only http(s)")
+    if not parsed.host:
+        raise FetchError(url, f"no host in {candidate!r}")
+    return parsed
+
+
+def parse_retry_after(value: str | None, now: datetime) -> datetime | None:
+    """Retry-After as an aware UTC time: delta-seconds from ``now``, or an HTTP-date.
+
+    Garbled, absent or absurd values give None (the scheduler then applies its own backoff).
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        if value.isdigit():
+            return now + timedelta(seconds=int(value))
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class _BadEncoding(Exception):
+    pass
+
+
+class _Decoder:
+    """Content-Encoding decoding that never produces more than ``cap`` bytes.
+
+    ``deflate`` is meant to be zlib-wrapped but some servers send a bare deflate stream; like
+    browsers (and httpx), fall back to that when the zlib header is missing.
+    """
+
+    def __init__(self, encoding: str, cap: int) -> None:
+        codings = [c.strip().lower() for c in encoding.split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate")):
+            raise _BadEncoding(f"unsupported Content-Encoding {encoding!r}")
+        self._coding = codings[0] if codings else None
+        self._zlib: zlib._Decompress | None = None
+        if self._coding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        elif self._coding == "deflate":
+            self._zlib = zlib.decompressobj()
+        self._fresh = True
+        self._cap = cap
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._zlib is None:
+            self._add(data)
+            return
+        try:
+            out = self._zlib.decompress(data, self._cap - self._size + 1)
+        except zlib.error:
+            if not (self._fresh and self._coding == "deflate"):
+                raise
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._zlib.decompress(data, self._cap - self._size + 1)
+        self._fresh = False
+        self._add(out)
+
+    def finish(self) -> bytes:
+        if self._zlib is not None:
+            self._add(self._zlib.flush())
+        return b"".join(self._parts)
+
+    def _add(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._cap:
+            raise _TooLarge
+        if data:
+            self._parts.append(data)
+
+
+class _Slots:
+    """A global semaphore plus one per host name, created on demand and dropped when idle."""
+
+    def __init__(self, total: int, per_host: int) -> None:
+        self._global = asyncio.Semaphore(total)
+        self._per_host = per_host
+        self._hosts: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @asynccontextmanager
+    async def hold(self, host: str) -> AsyncIterator[None]:
+        entry = self._hosts.get(host)
+        if entry is None:
+            entry = self._hosts[host] = (asyncio.Semaphore(self._per_host), [0])
+        semaphore, users = entry
+        users[0] += 1
+        try:
+            async with semaphore, self._global:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._hosts[host]

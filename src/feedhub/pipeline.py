@@ -1,0 +1,347 @@
+"""One poll of many sources: claim due -> fetch -> parse+normalize -> decide -> store.
+
+Fetching is the only parallel step that matters; the fetcher bounds it globally and per host.
+Parsing runs in a worker thread so the event loop keeps pumping sockets meanwhile, and storage
+writes go through a single thread, one transaction per source (``Storage.record_poll``). A source
+that fails is recorded on that source and never stops the batch: every exception a poll can raise
+is turned into that source's error result here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from feedhub.config import default_user_agent
+from feedhub.core.dates import default_timezone_for
+from feedhub.core.parse import parse_feed
+from feedhub.core.schedule import after_error, after_fetched
+from feedhub.errors import FeedhubError, RateLimited, SourceGone, StorageError
+from feedhub.fetch import Fetcher
+from feedhub.models import FetchLogEntry, FetchResult, ParsedFeed, SourceSpec, SourceState
+from feedhub.settings import Settings, Source
+from feedhub.storage.base import Storage
+
+log = logging.getLogger("feedhub.poll")
+T = TypeVar("T")
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    source_id: str
+    status: str  # "ok", "not_modified", "error", "gone"
+    http_status: int | None = None
+    new: int = 0
+    updated: int = 0
+    error: str | None = None
+    duration: float = 0.0
+    bytes: int = 0
+    warnings: tuple[str, ...] = ()
+    redirected_to: str | None = None
+
+
+@dataclass
+class PollReport:
+    results: list[PollResult] = field(default_factory=list)
+    elapsed: float = 0.0
+    busy: int = 0  # sources skipped because another poller holds them
+
+    @property
+    def new_items(self) -> int:
+        return sum(r.new for r in self.results)
+
+    @property
+    def updated_items(self) -> int:
+        return sum(r.updated for r in self.results)
+
+    @property
+    def ok(self) -> int:
+        return sum(r.status == "ok" for r in self.results)
+
+    @property
+    def not_modified(self) -> int:
+        return sum(r.status == "not_modified" for r in self.results)
+
+    @property
+    def errors(self) -> int:
+        return sum(r.status in ("error", "gone") for r in self.results)
+
+
+def source_specs(settings: Settings) -> list[SourceSpec]:
+    return [SourceSpec(s.id, s.url) for s in settings.sources]
+
+
+class Poller:
+    """Polls claimed sources; ``settings`` may be swapped for new ones on a config reload."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        fetcher: Fetcher,
+        *,
+        clock: Clock = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.fetcher = fetcher
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="feedhub-store")
+        self._parse_threads = ThreadPoolExecutor(2, thread_name_prefix="feedhub-parse")
+
+    def close(self) -> None:
+        self._store_thread.shutdown(wait=True)
+        self._parse_threads.shutdown(wait=True)
+
+    async def _store_call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
+
+    async def poll(
+        self,
+        *,
+        source_ids: Collection[str] | None = None,
+        ignore_schedule: bool = False,
+        on_start: Callable[[int], None] | None = None,
+        on_result: Callable[[PollResult], None] | None = None,
+        deadline: float | None = None,
+    ) -> PollReport:
+        """Poll what is due (or everything in ``source_ids`` / enabled, with ``ignore_schedule``).
+
+        Claims in batches so that several pollers can share one database, until nothing is
+        left to claim or ``deadline`` (a ``time.monotonic()`` value) passes.
+        """
+        started = time.monotonic()
+        report = PollReport()
+        enabled = {s.id: s for s in self.settings.sources if s.enabled}
+        wanted = set(enabled) if source_ids is None else set(source_ids) & set(enabled)
+        if not wanted:
+            return report
+        batch = max(self.settings.fetch.concurrency * 4, 64)
+        lease = timedelta(seconds=self.settings.schedule.lease)
+        seen: set[str] = set()
+        while deadline is None or time.monotonic() < deadline:
+            claimed = await self._claim(wanted - seen, batch, lease, ignore_schedule)
+            if not claimed:
+                break
+            if on_start is not None:
+                on_start(len(claimed))
+            seen.update(state.source_id for state in claimed)
+            tasks = [
+                asyncio.ensure_future(self.poll_one(state, enabled[state.source_id]))
+                for state in claimed
+            ]
+            try:
+                for next_done in asyncio.as_completed(tasks):
+                    result = await next_done
+                    report.results.append(result)
+                    if on_result is not None:
+                        on_result(result)
+            except BaseException:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                unfinished = {s.source_id for s in claimed} - {r.source_id for r in report.results}
+                if unfinished:
+                    self.storage.release(unfinished)
+                raise
+        if ignore_schedule:
+            report.busy = len(wanted - seen)
+        report.elapsed = time.monotonic() - started
+        return report
+
+    async def _claim(
+        self, ids: set[str], limit: int, lease: timedelta, ignore_schedule: bool
+    ) -> list[SourceState]:
+        if not ids:
+            return []
+        now = self.clock()
+        result = await self._store_call(
+            lambda: self.storage.claim_due(now, limit, lease, ids, ignore_schedule=ignore_schedule)
+        )
+        assert isinstance(result, list)
+        return result
+
+    async def poll_one(self, state: SourceState, source: Source) -> PollResult:
+        """Fetch, parse and store one source. Never raises except on cancellation."""
+        started_at = self.clock()
+        t0 = time.monotonic()
+        schedule = self.settings.schedule
+        fetched: FetchResult | None = None
+        try:
+            fetched = await self.fetcher.fetch(
+                source.url, etag=state.etag, last_modified=state.last_modified
+            )
+            feed: ParsedFeed | None = None
+            if not fetched.not_modified:
+                feed = await asyncio.get_running_loop().run_in_executor(
+                    self._parse_threads, self._parse, fetched, source, started_at
+                )
+            now = self.clock()
+            new_state = after_fetched(
+                state,
+                now,
+                schedule,
+                interval=source.interval,
+                feed=feed,
+                etag=fetched.etag,
+                last_modified=fetched.last_modified,
+                headers=fetched.headers,
+                permanent_redirect=fetched.permanent_redirect,
+                rng=self.rng,
+            )
+            size = len(fetched.content or b"")
+            entry = FetchLogEntry(
+                source.id, started_at, time.monotonic() - t0, fetched.status, size, 0, 0, None
+            )
+            items = feed.items if feed else ()
+            outcome = await self._store_call(self.storage.record_poll, new_state, items, entry, now)
+            new, updated = outcome.new, outcome.updated
+            result = PollResult(
+                source.id,
+                "not_modified" if fetched.not_modified else "ok",
+                fetched.status,
+                new,
+                updated,
+                duration=time.monotonic() - t0,
+                bytes=size,
+                warnings=feed.warnings if feed else (),
+                redirected_to=fetched.permanent_redirect,
+            )
+            log.info(
+                "polled",
+                extra={
+                    "source": source.id,
+                    "status": fetched.status,
+                    "new": new,
+                    "updated": updated,
+                    "bytes": size,
+                    "ms": round(result.duration * 1000, 1),
+                    **(
+                        {"redirect": fetched.permanent_redirect}
+                        if fetched.permanent_redirect
+                        else {}
+                    ),
+                    **({"warnings": len(result.warnings)} if result.warnings else {}),
+                },
+            )
+            return result
+        except asyncio.CancelledError:
+            raise
+        except StorageError as exc:
+            # The database itself failed: nothing about the source can be recorded.
+            log.error("storage failed", extra={"source": source.id, "error": str(exc)})
+            await self._release(source.id)
+            return PollResult(source.id, "error", error=str(exc), duration=time.monotonic() - t0)
+        except Exception as exc:  # one source must never stop the batch
+            return await self._record_failure(state, source, exc, fetched, started_at, t0)
+
+    def _parse(self, fetched: FetchResult, source: Source, now: datetime) -> ParsedFeed:
+        tz = source.timezone or self.settings.site.timezone
+        return parse_feed(
+            fetched.content or b"",
+            fetched.headers,
+            url=fetched.url,
+            source_id=source.id,
+            now=now,
+            default_timezone=tz or default_timezone_for(self.settings.site.language),
+            encoding=source.encoding,
+        )
+
+    async def _record_failure(
+        self,
+        state: SourceState,
+        source: Source,
+        exc: Exception,
+        fetched: FetchResult | None,
+        started_at: datetime,
+        t0: float,
+    ) -> PollResult:
+        if isinstance(exc, FeedhubError):
+            message = str(exc)
+        else:  # a bug, not a bad feed: keep the traceback in the log
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            log.exception("poll crashed", extra={"source": source.id})
+        status = getattr(exc, "status", None) or (fetched.status if fetched else None)
+        gone = isinstance(exc, SourceGone)
+        now = self.clock()
+        new_state = after_error(
+            state,
+            now,
+            self.settings.schedule,
+            message=message,
+            retry_after=exc.retry_after if isinstance(exc, RateLimited) else None,
+            gone=gone,
+            rng=self.rng,
+        )
+        duration = time.monotonic() - t0
+        size = len(fetched.content or b"") if fetched else 0
+        entry = FetchLogEntry(source.id, started_at, duration, status, size, 0, 0, message)
+        log.warning(
+            "poll failed",
+            extra={
+                "source": source.id,
+                "status": status,
+                "error": message,
+                "kind": type(exc).__name__,
+                "errors_in_a_row": new_state.error_count,
+                "next_check_at": new_state.next_check_at,
+            },
+        )
+        try:
+            await self._store_call(self.storage.record_poll, new_state, (), entry, now)
+        except StorageError as store_exc:
+            log.error("storage failed", extra={"source": source.id, "error": str(store_exc)})
+        return PollResult(
+            source.id,
+            "gone" if gone else "error",
+            status,
+            error=message,
+            duration=duration,
+            bytes=size,
+        )
+
+    async def _release(self, source_id: str) -> None:
+        try:
+            await self._store_call(self.storage.release, [source_id])
+        except StorageError:
+            pass
+
+
+async def poll_sources(
+    settings: Settings,
+    storage: Storage,
+    *,
+    source_ids: Collection[str] | None = None,
+    ignore_schedule: bool = False,
+    on_start: Callable[[int], None] | None = None,
+    on_result: Callable[[PollResult], None] | None = None,
+    clock: Clock = utcnow,
+) -> PollReport:
+    """Sync the configured sources into storage, then poll them once (the CLI's ``poll``)."""
+    storage.sync_sources(source_specs(settings), clock())
+    async with Fetcher(settings.fetch, user_agent=default_user_agent(settings)) as fetcher:
+        poller = Poller(settings, storage, fetcher, clock=clock)
+        try:
+            return await poller.poll(
+                source_ids=source_ids,
+                ignore_schedule=ignore_schedule,
+                on_start=on_start,
+                on_result=on_result,
+            )
+        finally:
+            poller.close()

@@ -1,0 +1,107 @@
+"""Turn a configured database URL into a tuned SQLAlchemy engine.
+
+SQLite gets one pooled connection per process: the pipeline calls storage from worker threads,
+SQLite allows one writer at a time anyway, and a single connection avoids paying for connects and
+pragmas on every call. Write transactions start with ``BEGIN IMMEDIATE`` so that a writer takes the
+lock before it reads; a deferred transaction that reads first and writes later can fail at once
+with "database is locked" instead of waiting for ``busy_timeout``. Reads run without a transaction.
+
+PostgreSQL gets an ordinary connection pool over psycopg 3.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
+
+from feedhub.errors import StorageError
+
+WRITE = "feedhub_write"  # execution option: this connection's transactions will write
+BUSY_TIMEOUT_S = 15.0
+PG_CONNECT_TIMEOUT_S = 10
+
+
+def mask(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
+
+
+def parse(url: str) -> URL:
+    """Parse and normalize: ``postgres://`` and ``postgresql://`` mean psycopg 3."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise StorageError(f"invalid database URL {mask(url)!r}: {exc}") from exc
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend in ("postgres", "postgresql"):
+        return parsed.set(drivername=f"postgresql+{driver or 'psycopg'}")
+    if backend == "sqlite":
+        return parsed
+    raise StorageError(
+        f"unsupported database {backend!r} in {mask(url)!r}: use sqlite:/// or postgresql://"
+    )
+
+
+def make_engine(url: str) -> Engine:
+    parsed = parse(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(parsed)
+        return create_engine(
+            parsed,
+            pool_size=5,
+            max_overflow=5,
+            connect_args={"connect_timeout": PG_CONNECT_TIMEOUT_S},
+        )
+    except (SQLAlchemyError, ImportError) as exc:
+        raise StorageError(f"cannot open database {mask(url)!r}: {exc}") from exc
+
+
+def is_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or "mode=memory" in str(url.database)
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    if not is_memory(url) and url.database and not url.database.startswith("file:"):
+        path = Path(url.database)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the directory for SQLite database {str(path)!r}: {exc}"
+            ) from exc
+    engine = create_engine(
+        url,
+        poolclass=QueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=BUSY_TIMEOUT_S * 4,
+        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
+    )
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN instead of the sqlite3 module's implicit one.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(connection: Connection) -> None:
+    if connection.get_execution_options().get(WRITE):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,6 @@
+"""Alembic migrations, run by ``Storage.migrate()`` with a Config built in code (no alembic.ini).
+
+Revisions describe the schema as it was at each step, with plain SQLAlchemy types, and never
+import ``feedhub.storage.schema``: that module shows the schema as it is now, and a test checks
+that the head revision builds exactly that.
+"""

@@ -1,0 +1,140 @@
+"""Tables as SQLAlchemy Core metadata, and the one datetime type every table uses.
+
+The migrations in ``migrations/versions`` are the history that builds this schema; a test compares
+the two so they cannot drift apart. Queries import the ``Table`` objects from here.
+
+Room left for what comes next: items carry an integer ``pk`` (stories and sections will refer to
+items by it, and it grows monotonically, so "items after pk N" finds work for the deduplicator),
+and ``published`` is never NULL so every listing can use one index.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+# SQLite only auto-numbers an INTEGER PRIMARY KEY (the rowid alias), not a BIGINT one.
+BigPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC in, aware UTC out, on every backend.
+
+    PostgreSQL keeps ``timestamptz`` and hands back aware values; SQLite keeps text and hands back
+    naive ones. Converting here, in one place, means no caller ever compares a naive datetime with
+    an aware one. Naive input is refused rather than guessed at: a naive time in this project is a
+    bug (feeds from China give zone-less times that are 8 hours off if assumed UTC).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} refused: pass an aware one")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            # Stored as fixed-width text, so comparisons in SQL stay chronological.
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+sources = Table(
+    "sources",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("configured", Boolean, nullable=False, server_default=text("true")),
+    Column("etag", Text),
+    Column("last_modified", Text),
+    Column("next_check_at", UTCDateTime),
+    Column("claimed_until", UTCDateTime),
+    Column("last_attempt_at", UTCDateTime),
+    Column("last_success_at", UTCDateTime),
+    Column("last_new_item_at", UTCDateTime),
+    Column("last_error", Text),
+    Column("error_count", Integer, nullable=False, server_default=text("0")),
+    Column("disabled_reason", Text),
+    Column("redirected_to", Text),
+    Column("publish_interval", Float),
+    Column("item_count", Integer, nullable=False, server_default=text("0")),
+    Index(None, "next_check_at"),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("pk", BigPK, primary_key=True, autoincrement=True),
+    Column("source_id", Text, ForeignKey("sources.id"), nullable=False),
+    Column("entry_id", Text, nullable=False),
+    Column("link", Text),
+    Column("title", Text, nullable=False),
+    Column("author", Text),
+    Column("summary", Text),
+    Column("content", Text),
+    # item.published, or first_seen when the feed gave none: never NULL, so one index sorts all.
+    Column("published", UTCDateTime, nullable=False),
+    Column("published_given", Boolean, nullable=False, server_default=false()),
+    Column("updated", UTCDateTime),
+    Column("categories", Text, nullable=False, server_default=text("'[]'")),  # JSON array
+    Column("content_hash", Text, nullable=False),
+    Column("first_seen", UTCDateTime, nullable=False),
+    Column("last_changed", UTCDateTime, nullable=False),
+    UniqueConstraint("source_id", "entry_id"),
+    Index("ix_items_newest", "published", "first_seen", "pk"),
+    Index("ix_items_source_newest", "source_id", "published", "first_seen", "pk"),
+)
+
+fetch_log = Table(
+    "fetch_log",
+    metadata,
+    Column("pk", BigPK, primary_key=True, autoincrement=True),
+    Column("source_id", Text, ForeignKey("sources.id"), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("duration", Float, nullable=False),
+    Column("status", Integer),
+    Column("bytes", BigInteger, nullable=False, server_default=text("0")),
+    Column("new_items", Integer, nullable=False, server_default=text("0")),
+    Column("updated_items", Integer, nullable=False, server_default=text("0")),
+    Column("error", Text),
+    Index(None, "source_id", "started_at"),
+    Index(None, "started_at"),
+)
