@@ -32,8 +32,15 @@ CONFIG_CHECK_SECONDS = 2.0
 
 
 class Worker:
-    def __init__(self, loaded: LoadedConfig, storage: Storage) -> None:
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        storage: Storage,
+        *,
+        config_check_seconds: float = CONFIG_CHECK_SECONDS,
+    ) -> None:
         self.config = loaded
+        self.config_check_seconds = config_check_seconds
         self.storage = storage
         self.fetcher = Fetcher(
             loaded.settings.fetch, user_agent=default_user_agent(loaded.settings)
@@ -72,7 +79,7 @@ class Worker:
             coalesce=True,
         )
         self.scheduler.add_job(
-            self._check_config_file, "interval", seconds=CONFIG_CHECK_SECONDS, id="config"
+            self._check_config_file, "interval", seconds=self.config_check_seconds, id="config"
         )
         self.scheduler.start()
         log.info(

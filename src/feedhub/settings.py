@@ -142,7 +142,7 @@ class ScheduleSettings(_Model):
     tick: Duration = Field(
         default=30.0, description="How often the scheduler looks for due sources."
     )
-    lease: Duration = Field(default=900.0, description="How long a claimed poll may take.")
+    lease: Duration = Field(default=300.0, description="How long a claimed poll may take.")
 
     @model_validator(mode="after")
     def _bounds(self) -> ScheduleSettings:
