@@ -98,7 +98,7 @@ class Worker:
             self.poller.close()
             log.info("worker stopped")
 
-    def _start_tick(self) -> None:
+    async def _start_tick(self) -> None:
         if self._tick_task is not None and not self._tick_task.done():
             return  # the previous tick is still polling
         self._tick_task = asyncio.get_running_loop().create_task(self.tick())
@@ -135,7 +135,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _check_config_file(self) -> None:
+    async def _check_config_file(self) -> None:
         try:
             mtime = Path(self.config.path).stat().st_mtime_ns
         except OSError:
