@@ -1,0 +1,1 @@
+"""The pure core of feedhub: no network, no database, and the clock only as an argument."""
