@@ -121,3 +121,59 @@ class StoredItem:
     first_seen: datetime  # aware UTC
     last_changed: datetime  # aware UTC; first_seen until the entry changes
     published: datetime  # item.published, or first_seen when the feed gave none
+
+
+# --- publishing ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCredit:
+    """An outlet that carried an entry, with the link to its own copy of the article."""
+
+    id: str
+    name: str
+    url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedLink:
+    id: str
+    title: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """One entry of a published feed (an item now; a story once stories exist).
+
+    ``guid`` never changes once published. ``content_html`` is sanitized HTML (content, else
+    summary); the renderer adds the visible source credit and the related-reading list.
+    """
+
+    id: str  # feedhub's id for it (used in _feedhub and in page URLs)
+    guid: str
+    title: str
+    link: str | None  # canonical link to the original article
+    published: datetime
+    updated: datetime
+    content_html: str | None
+    summary_html: str | None
+    author: str | None
+    section_id: str | None
+    section_title: str | None
+    sources: tuple[SourceCredit, ...]  # primary first
+    related: tuple[RelatedLink, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FeedMeta:
+    """Feed-level data. ``self_url`` is the feed's own URL without the format extension."""
+
+    title: str
+    description: str
+    language: str
+    home_url: str  # the site's page for this feed
+    self_url: str  # e.g. https://news.example.cn/feeds/all (".xml", ".atom", ".json" added)
+    updated: datetime
+    ttl_minutes: int = 30
+    generator: str = "feedhub"
