@@ -6,8 +6,8 @@
   directory, on 127.0.0.1 at a port picked now, with fsync off; removed at session end;
 - else the tests skip, unless ``FEEDHUB_REQUIRE_POSTGRES=1``, which turns the skip into a failure.
 
-``fresh_postgres_database(server_url)`` creates an empty database and returns its URL and a
-function that drops it, so every test starts from nothing.
+``isolated_postgres_url(server_url)`` gives each test an empty schema of its own, so every test
+starts from nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
@@ -141,21 +142,24 @@ def _libpq(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def fresh_postgres_database(server_url: str) -> tuple[str, Callable[[], None]]:
-    """Create an empty database on the server; return its URL and a function dropping it."""
+@contextmanager
+def isolated_postgres_url(server_url: str) -> Iterator[str]:
+    """A URL whose connections see only a new, empty schema, dropped afterwards.
+
+    A schema per test isolates as well as a database per test at a fraction of the cost
+    (CREATE DATABASE copies a template: about 0.2 s here), and needs only CREATE on the given
+    database rather than CREATEDB.
+    """
     name = f"feedhub_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(_libpq(server_url), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(
-                sql.Identifier(name)
-            )
-        )
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-
-    def drop() -> None:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    parsed = make_url(server_url)
+    query = dict(parsed.query)
+    query["options"] = f"-csearch_path={name}"
+    try:
+        yield parsed.set(query=query).render_as_string(hide_password=False)
+    finally:
         with psycopg.connect(_libpq(server_url), autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-    return url, drop
+            # A test that leaked a connection holding locks makes this fail, not hang the run.
+            conn.execute("SET lock_timeout = '10s'")
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))

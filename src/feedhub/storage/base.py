@@ -58,22 +58,41 @@ class Storage(Protocol):
         Items are upserted by (source_id, entry_id): new ones are inserted with
         first_seen=now; one whose content_hash changed is updated in place (first_seen and the
         stored published time kept unless the feed now gives a published time); unchanged ones
-        are left alone. The source row takes every field of ``state`` except ``item_count``
-        (storage counts) and ``last_new_item_at`` (set to ``now`` when any item was new).
+        are left alone; an entry id twice in one batch counts once. The source row takes every
+        field of ``state`` except ``item_count`` (storage counts) and ``last_new_item_at`` (set
+        to ``now`` when any item was new). The log line's ``new_items``/``updated_items`` are
+        filled in from the outcome. If the configured URL changed while the poll ran, items and
+        log are stored but not the state, and the source stays due. Naive datetimes raise
+        StorageError; an item or log line of another source raises ValueError (a caller bug).
         """
 
     def release(self, source_ids: Collection[str]) -> None:
         """Drop leases without recording anything (used when a poll is cancelled)."""
 
-    def get_state(self, source_id: str) -> SourceState | None: ...
+    def get_state(self, source_id: str) -> SourceState | None:
+        """Also for sources no longer configured (``list_states`` lists configured ones)."""
 
     def list_states(self) -> list[SourceState]:
         """Every configured source's state, ordered by id."""
 
     def list_items(
-        self, source_id: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        source_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        source_ids: Collection[str] | None = None,
     ) -> list[StoredItem]:
-        """Items newest first (by stored published time, then first_seen)."""
+        """Items newest first (by stored published time, then first_seen).
+
+        ``source_ids`` restricts to those sources; an empty collection gives nothing.
+        """
+
+    def data_version(self) -> str:
+        """Changes whenever an item is added or changed: the feed caches' validity token."""
+
+    def fetch_outcomes(self) -> dict[tuple[str, str], int]:
+        """Fetch-log counts per (source id, "ok" | "not_modified" | "error")."""
 
     def count_items(self, source_id: str | None = None) -> int: ...
 

@@ -2,9 +2,10 @@
 
 SQLite gets one pooled connection per process: the pipeline calls storage from worker threads,
 SQLite allows one writer at a time anyway, and a single connection avoids paying for connects and
-pragmas on every call. Write transactions start with ``BEGIN IMMEDIATE`` so that a writer takes the
-lock before it reads; a deferred transaction that reads first and writes later can fail at once
-with "database is locked" instead of waiting for ``busy_timeout``. Reads run without a transaction.
+pragmas on every call. The sqlite3 module's own implicit transactions are switched off: write
+transactions start with ``BEGIN IMMEDIATE`` (``begin_write``) so that a writer takes the lock
+before it reads; a deferred transaction that reads first and writes later can fail at once with
+"database is locked" instead of waiting for ``busy_timeout``. Reads run without a transaction.
 
 PostgreSQL gets an ordinary connection pool over psycopg 3.
 """
@@ -22,7 +23,6 @@ from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 
 from feedhub.errors import StorageError
 
-WRITE = "feedhub_write"  # execution option: this connection's transactions will write
 BUSY_TIMEOUT_S = 15.0
 PG_CONNECT_TIMEOUT_S = 10
 
@@ -83,14 +83,16 @@ def _sqlite_engine(url: URL) -> Engine:
         max_overflow=0,
         pool_timeout=BUSY_TIMEOUT_S * 4,
         connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
+        # Every transaction ends in an explicit commit or rollback and reads run outside one,
+        # so the rollback the pool would issue on each check-in is pure overhead.
+        pool_reset_on_return=None,
     )
     event.listen(engine, "connect", _sqlite_on_connect)
-    event.listen(engine, "begin", _sqlite_on_begin)
     return engine
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
-    # Let SQLAlchemy's "begin" event issue BEGIN instead of the sqlite3 module's implicit one.
+    # No implicit BEGIN from the sqlite3 module: begin_write() issues it.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
@@ -102,6 +104,11 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
         cursor.close()
 
 
-def _sqlite_on_begin(connection: Connection) -> None:
-    if connection.get_execution_options().get(WRITE):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+def begin_write(connection: Connection) -> None:
+    """Start the write transaction SQLAlchemy has just opened (a no-op at the driver level).
+
+    Issued on the driver connection: going through ``exec_driver_sql`` or a "begin" event
+    listener costs more than the rest of an empty poll's transaction.
+    """
+    if connection.dialect.name == "sqlite":
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]

@@ -7,8 +7,9 @@ them from worker threads (``asyncio.to_thread``). SQLAlchemy and driver errors b
 
 from __future__ import annotations
 
-import json
+import functools
 import sqlite3
+import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -23,8 +24,9 @@ from sqlalchemy import (
     Connection,
     Engine,
     Integer,
-    Row,
+    Update,
     bindparam,
+    case,
     func,
     or_,
     select,
@@ -36,33 +38,32 @@ from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from feedhub.errors import StorageError
 from feedhub.models import FetchLogEntry, Item, SourceSpec, SourceState, StoredItem, StoreOutcome
-from feedhub.storage.engine import WRITE, mask
+from feedhub.storage.engine import begin_write, mask
+from feedhub.storage.rows import (
+    ITEM_FIELDS,
+    STATE_FIELDS,
+    ItemInsert,
+    item_change,
+    log_entry,
+    log_row,
+    state_from_row,
+    stored_item,
+)
 from feedhub.storage.schema import UTCDateTime, fetch_log, items, sources
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-PG_MIGRATION_LOCK = 0x66656564  # any constant; serializes migrate() across processes
+# Advisory lock keys (any constants) that serialize migrate() and sync_sources() across
+# processes on PostgreSQL; on SQLite, BEGIN IMMEDIATE already does.
+PG_MIGRATION_LOCK = 0x66656564
+PG_SYNC_LOCK = 0x66656565
+_ALEMBIC = threading.Lock()
 IN_CHUNK = 500  # entry ids per IN (...) lookup; far below every backend's parameter limit
-
-# Fields of SourceState that record_poll writes back verbatim.
-_STATE_FIELDS = (
-    "etag",
-    "last_modified",
-    "next_check_at",
-    "last_attempt_at",
-    "last_success_at",
-    "last_error",
-    "error_count",
-    "disabled_reason",
-    "redirected_to",
-    "publish_interval",
-)
-_ITEM_FIELDS = ("link", "title", "author", "summary", "content", "updated", "content_hash")
 
 # Statements built once: executing a prebuilt construct skips rebuilding it on every poll.
 _SAVE_STATE = (
     update(sources)
     .where(sources.c.id == bindparam("p_id"), sources.c.url == bindparam("p_url"))
-    .values({name: bindparam(f"p_{name}") for name in _STATE_FIELDS} | {"claimed_until": None})
+    .values({name: bindparam(f"p_{name}") for name in STATE_FIELDS} | {"claimed_until": None})
 )
 _RELEASE_ONE = update(sources).where(sources.c.id == bindparam("p_id")).values(claimed_until=None)
 _COUNT_NEW = (
@@ -77,12 +78,11 @@ _EXISTING = select(items.c.entry_id, items.c.content_hash).where(
     items.c.source_id == bindparam("p_source"),
     items.c.entry_id.in_(bindparam("p_entries", expanding=True)),
 )
-_INSERT_ITEM = items.insert()
 _UPDATE_ITEM = (
     update(items)
     .where(items.c.source_id == bindparam("p_source"), items.c.entry_id == bindparam("p_entry"))
     .values(
-        {name: bindparam(f"p_{name}") for name in _ITEM_FIELDS}
+        {name: bindparam(f"p_{name}") for name in ITEM_FIELDS}
         | {
             "categories": bindparam("p_categories"),
             "last_changed": bindparam("p_now", type_=UTCDateTime),
@@ -95,6 +95,22 @@ _UPDATE_ITEM = (
     )
 )
 _INSERT_LOG = fetch_log.insert()
+_MOVE_SOURCE = (
+    update(sources)
+    .where(sources.c.id == bindparam("p_id"))
+    .values(
+        url=bindparam("p_url"),
+        configured=True,
+        etag=None,
+        last_modified=None,
+        redirected_to=None,
+        disabled_reason=None,
+        error_count=0,
+        next_check_at=bindparam("p_now", type_=UTCDateTime),
+    )
+)
+_CONFIGURE = update(sources).where(sources.c.id == bindparam("p_id")).values(configured=True)
+_UNCONFIGURE = update(sources).where(sources.c.id == bindparam("p_id")).values(configured=False)
 
 
 class SqlStorage:
@@ -102,8 +118,8 @@ class SqlStorage:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._writer = engine.execution_options(**{WRITE: True})
         self._pg = engine.dialect.name == "postgresql"
+        self._insert_items = ItemInsert(engine.dialect)
         self._label = mask(engine.url.render_as_string(hide_password=True))
 
     def __repr__(self) -> str:
@@ -121,7 +137,8 @@ class SqlStorage:
 
     @contextmanager
     def _write(self, op: str, source_id: str | None = None) -> Iterator[Connection]:
-        with self._guard(op, source_id), self._writer.begin() as conn:
+        with self._guard(op, source_id), self._engine.begin() as conn:
+            begin_write(conn)
             yield conn
 
     @contextmanager
@@ -129,12 +146,17 @@ class SqlStorage:
         with self._guard(op, source_id), self._engine.connect() as conn:
             yield conn
 
+    def _serialize(self, conn: Connection, key: int) -> None:
+        if self._pg:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def migrate(self) -> None:
-        with self._write("migrate") as conn:
-            if self._pg:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PG_MIGRATION_LOCK})
+        # Alembic's ``context`` and ``op`` are module-level proxies: two migrations running in
+        # one process at once would drive each other's connections, so they take turns.
+        with _ALEMBIC, self._write("migrate") as conn:
+            self._serialize(conn, PG_MIGRATION_LOCK)
             config = Config()
             config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
             config.set_main_option("path_separator", "os")
@@ -151,10 +173,12 @@ class SqlStorage:
     # -- sources --------------------------------------------------------------------------
 
     def sync_sources(self, specs: Sequence[SourceSpec], now: datetime) -> None:
-        wanted = {spec.source_id: spec.url for spec in specs}
+        # Sorted, so that concurrent syncs lock rows in the same order and cannot deadlock.
+        wanted = {spec.source_id: spec.url for spec in sorted(specs, key=lambda s: s.source_id)}
         with self._write("sync_sources") as conn:
+            self._serialize(conn, PG_SYNC_LOCK)
             rows = conn.execute(select(sources.c.id, sources.c.url, sources.c.configured)).all()
-            have = {row.id: row for row in rows}
+            have = {row.id: row for row in sorted(rows, key=lambda r: str(r.id))}
             new = [
                 {"id": sid, "url": url, "configured": True, "next_check_at": now}
                 for sid, url in wanted.items()
@@ -170,7 +194,9 @@ class SqlStorage:
                 for sid, url in wanted.items()
                 if sid in have and have[sid].url == url and not have[sid].configured
             ]
-            gone = [{"p_id": sid} for sid, row in have.items() if row.configured and sid not in wanted]
+            gone = [
+                {"p_id": sid} for sid, row in have.items() if row.configured and sid not in wanted
+            ]
             if new:
                 conn.execute(sources.insert(), new)
             if moved:
@@ -191,36 +217,16 @@ class SqlStorage:
     ) -> list[SourceState]:
         if limit <= 0 or (source_ids is not None and not source_ids):
             return []
-        due = sources.alias("due")
-        conditions = [
-            due.c.configured == true(),
-            due.c.disabled_reason.is_(None),
-            or_(due.c.claimed_until.is_(None), due.c.claimed_until <= now),
-        ]
-        if not ignore_schedule:
-            conditions.append(or_(due.c.next_check_at.is_(None), due.c.next_check_at <= now))
+        params: dict[str, Any] = {"p_now": now, "p_until": now + lease, "p_limit": limit}
         if source_ids is not None:
-            conditions.append(due.c.id.in_(sorted(set(source_ids))))
-        pick = (
-            select(due.c.id)
-            .where(*conditions)
-            .order_by(due.c.next_check_at.asc().nulls_first(), due.c.id)
-            .limit(limit)
-        )
-        if self._pg:
-            # Rows another poller is claiming right now are skipped, not waited for.
-            pick = pick.with_for_update(skip_locked=True)
-        # On SQLite the write transaction (BEGIN IMMEDIATE) already excludes other claimers.
-        claim = (
-            update(sources)
-            .where(sources.c.id.in_(pick))
-            .values(claimed_until=now + lease)
-            .returning(*sources.c)
-        )
+            params["p_ids"] = sorted(set(source_ids))
+        claim = _claim_statement(self._pg, ignore_schedule, source_ids is not None)
         with self._write("claim_due") as conn:
-            rows = conn.execute(claim).all()
-        states = [_state(row) for row in rows]
-        states.sort(key=lambda s: (s.next_check_at is not None, s.next_check_at or now, s.source_id))
+            rows = conn.execute(claim, params).all()
+        states = [state_from_row(row) for row in rows]
+        states.sort(
+            key=lambda s: (s.next_check_at is not None, s.next_check_at or now, s.source_id)
+        )
         return states
 
     def release(self, source_ids: Collection[str]) -> None:
@@ -232,18 +238,27 @@ class SqlStorage:
     def get_state(self, source_id: str) -> SourceState | None:
         with self._read("get_state", source_id) as conn:
             row = conn.execute(select(sources).where(sources.c.id == source_id)).first()
-        return _state(row) if row is not None else None
+        return state_from_row(row) if row is not None else None
 
     def list_states(self) -> list[SourceState]:
         stmt = select(sources).where(sources.c.configured == true()).order_by(sources.c.id)
         with self._read("list_states") as conn:
-            return [_state(row) for row in conn.execute(stmt)]
+            return [state_from_row(row) for row in conn.execute(stmt)]
 
     # -- polls ----------------------------------------------------------------------------
 
     def record_poll(
         self, state: SourceState, items: Sequence[Item], log: FetchLogEntry, now: datetime
     ) -> StoreOutcome:
+        """See ``Storage.record_poll``; besides, here:
+
+        - the fetch-log line gets ``new_items``/``updated_items`` from the outcome (the caller
+          cannot know them before storing);
+        - if the configured URL changed while the poll ran (``state.url`` no longer matches),
+          the items and log line are stored but the state is not: the validators and schedule
+          belong to the old URL, and the moved source stays due;
+        - an item or log line of another source is a caller bug: ValueError.
+        """
         sid = state.source_id
         batch: dict[str, Item] = {}
         for item in items:  # a feed listing one entry twice: the last one wins
@@ -254,7 +269,7 @@ class SqlStorage:
             raise ValueError(f"record_poll of {sid!r} got a log line of {log.source_id!r}")
         with self._write("record_poll", sid) as conn:
             # Saving the state first also takes the row lock that orders concurrent polls.
-            params: dict[str, Any] = {f"p_{name}": getattr(state, name) for name in _STATE_FIELDS}
+            params: dict[str, Any] = {f"p_{name}": getattr(state, name) for name in STATE_FIELDS}
             saved = conn.execute(_SAVE_STATE, {"p_id": sid, "p_url": state.url, **params})
             if saved.rowcount == 0:
                 # The config moved this source to another URL while it was being polled: keep
@@ -264,8 +279,7 @@ class SqlStorage:
             outcome = self._upsert(conn, sid, batch, now) if batch else StoreOutcome(0, 0, 0)
             if outcome.new:
                 conn.execute(_COUNT_NEW, {"p_id": sid, "p_new": outcome.new, "p_now": now})
-            # The pipeline cannot know these counts before storing; the log takes the real ones.
-            conn.execute(_INSERT_LOG, _log_row(log, outcome))
+            conn.execute(_INSERT_LOG, log_row(log, outcome))
         return outcome
 
     def _upsert(
@@ -277,14 +291,14 @@ class SqlStorage:
             chunk = entry_ids[start : start + IN_CHUNK]
             for entry_id, digest in conn.execute(_EXISTING, {"p_source": sid, "p_entries": chunk}):
                 known[entry_id] = digest
-        fresh = [_item_row(item, now) for eid, item in batch.items() if eid not in known]
+        fresh = [item for eid, item in batch.items() if eid not in known]
         changed = [
-            _item_change(item, now)
+            item_change(item, now)
             for eid, item in batch.items()
             if eid in known and known[eid] != item.content_hash
         ]
         if fresh:
-            conn.execute(_INSERT_ITEM, fresh)
+            self._insert_items(conn, fresh, now)
         if changed:
             conn.execute(_UPDATE_ITEM, changed)
         return StoreOutcome(len(fresh), len(changed), len(batch) - len(fresh) - len(changed))
@@ -292,7 +306,12 @@ class SqlStorage:
     # -- reading --------------------------------------------------------------------------
 
     def list_items(
-        self, source_id: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        source_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        source_ids: Collection[str] | None = None,
     ) -> list[StoredItem]:
         stmt = (
             select(items)
@@ -302,8 +321,21 @@ class SqlStorage:
         )
         if source_id is not None:
             stmt = stmt.where(items.c.source_id == source_id)
+        if source_ids is not None:
+            if not source_ids:
+                return []
+            stmt = stmt.where(items.c.source_id.in_(list(source_ids)))
         with self._read("list_items") as conn:
-            return [_stored_item(row) for row in conn.execute(stmt)]
+            return [stored_item(row) for row in conn.execute(stmt)]
+
+    def data_version(self) -> str:
+        with self._read("data_version") as conn:
+            row = conn.execute(_DATA_VERSION).one()
+        return f"{row[0]}|{row[1].isoformat() if row[1] else ''}"
+
+    def fetch_outcomes(self) -> dict[tuple[str, str], int]:
+        with self._read("fetch_outcomes") as conn:
+            return {(sid, outcome): int(n) for sid, outcome, n in conn.execute(_OUTCOMES)}
 
     def count_items(self, source_id: str | None = None) -> int:
         stmt = select(func.count()).select_from(items)
@@ -321,7 +353,7 @@ class SqlStorage:
         if source_id is not None:
             stmt = stmt.where(fetch_log.c.source_id == source_id)
         with self._read("fetch_log") as conn:
-            return [_log_entry(row) for row in conn.execute(stmt)]
+            return [log_entry(row) for row in conn.execute(stmt)]
 
     def last_success_at(self) -> datetime | None:
         with self._read("last_success_at") as conn:
@@ -331,120 +363,52 @@ class SqlStorage:
         return value
 
 
-_MOVE_SOURCE = (
-    update(sources)
-    .where(sources.c.id == bindparam("p_id"))
-    .values(
-        url=bindparam("p_url"),
-        configured=True,
-        etag=None,
-        last_modified=None,
-        redirected_to=None,
-        disabled_reason=None,
-        error_count=0,
-        next_check_at=bindparam("p_now", type_=UTCDateTime),
-    )
+_DATA_VERSION = select(
+    select(func.max(items.c.pk)).scalar_subquery(),
+    select(func.max(items.c.last_changed)).scalar_subquery(),
 )
-_CONFIGURE = update(sources).where(sources.c.id == bindparam("p_id")).values(configured=True)
-_UNCONFIGURE = update(sources).where(sources.c.id == bindparam("p_id")).values(configured=False)
+_OUTCOME = case(
+    (fetch_log.c.error.is_not(None), "error"),
+    (fetch_log.c.status == 304, "not_modified"),
+    else_="ok",
+)
+_OUTCOMES = select(fetch_log.c.source_id, _OUTCOME, func.count()).group_by(
+    fetch_log.c.source_id, _OUTCOME
+)
+
+
+@functools.cache
+def _claim_statement(pg: bool, ignore_schedule: bool, filtered: bool) -> Update:
+    """The claiming UPDATE, built once per variant: building it costs more than running it."""
+    now = bindparam("p_now", type_=UTCDateTime)
+    due = sources.alias("due")
+    conditions = [
+        due.c.configured == true(),
+        due.c.disabled_reason.is_(None),
+        or_(due.c.claimed_until.is_(None), due.c.claimed_until <= now),
+    ]
+    if not ignore_schedule:
+        conditions.append(or_(due.c.next_check_at.is_(None), due.c.next_check_at <= now))
+    if filtered:
+        conditions.append(due.c.id.in_(bindparam("p_ids", expanding=True)))
+    pick = (
+        select(due.c.id)
+        .where(*conditions)
+        .order_by(due.c.next_check_at.asc().nulls_first(), due.c.id)
+        .limit(bindparam("p_limit", type_=Integer))
+    )
+    if pg:
+        # Rows another poller is claiming right now are skipped, not waited for.
+        pick = pick.with_for_update(skip_locked=True)
+    # On SQLite the write transaction (BEGIN IMMEDIATE) already excludes other claimers.
+    return (
+        update(sources)
+        .where(sources.c.id.in_(pick))
+        .values(claimed_until=bindparam("p_until", type_=UTCDateTime))
+        .returning(*sources.c)
+    )
 
 
 def _reason(exc: BaseException) -> str:
     cause = exc.orig if isinstance(exc, StatementError) and exc.orig is not None else exc
     return f"{type(cause).__name__}: {' '.join(str(cause).split())}"
-
-
-def _state(row: Row[Any]) -> SourceState:
-    return SourceState(
-        source_id=row.id,
-        url=row.url,
-        etag=row.etag,
-        last_modified=row.last_modified,
-        next_check_at=row.next_check_at,
-        last_attempt_at=row.last_attempt_at,
-        last_success_at=row.last_success_at,
-        last_new_item_at=row.last_new_item_at,
-        last_error=row.last_error,
-        error_count=row.error_count,
-        disabled_reason=row.disabled_reason,
-        redirected_to=row.redirected_to,
-        publish_interval=row.publish_interval,
-        item_count=row.item_count,
-    )
-
-
-def _item_row(item: Item, now: datetime) -> dict[str, Any]:
-    return {
-        "source_id": item.source_id,
-        "entry_id": item.entry_id,
-        "link": item.link,
-        "title": item.title,
-        "author": item.author,
-        "summary": item.summary,
-        "content": item.content,
-        "published": item.published if item.published is not None else now,
-        "published_given": item.published is not None,
-        "updated": item.updated,
-        "categories": json.dumps(list(item.categories), ensure_ascii=False),
-        "content_hash": item.content_hash,
-        "first_seen": now,
-        "last_changed": now,
-    }
-
-
-def _item_change(item: Item, now: datetime) -> dict[str, Any]:
-    change: dict[str, Any] = {f"p_{name}": getattr(item, name) for name in _ITEM_FIELDS}
-    change.update(
-        p_source=item.source_id,
-        p_entry=item.entry_id,
-        p_categories=json.dumps(list(item.categories), ensure_ascii=False),
-        p_now=now,
-        p_published=item.published,
-        p_given=item.published is not None,
-    )
-    return change
-
-
-def _stored_item(row: Row[Any]) -> StoredItem:
-    item = Item(
-        source_id=row.source_id,
-        entry_id=row.entry_id,
-        link=row.link,
-        title=row.title,
-        author=row.author,
-        summary=row.summary,
-        content=row.content,
-        published=row.published if row.published_given else None,
-        updated=row.updated,
-        categories=tuple(json.loads(row.categories)),
-        content_hash=row.content_hash,
-    )
-    return StoredItem(
-        item=item, first_seen=row.first_seen, last_changed=row.last_changed, published=row.published
-    )
-
-
-def _log_row(log: FetchLogEntry, outcome: StoreOutcome) -> dict[str, Any]:
-    return {
-        "source_id": log.source_id,
-        "started_at": log.started_at,
-        "duration": log.duration,
-        "status": log.status,
-        "bytes": log.bytes,
-        "new_items": outcome.new,
-        "updated_items": outcome.updated,
-        "error": log.error,
-    }
-
-
-def _log_entry(row: Row[Any]) -> FetchLogEntry:
-    return FetchLogEntry(
-        source_id=row.source_id,
-        started_at=row.started_at,
-        duration=row.duration,
-        status=row.status,
-        bytes=row.bytes,
-        new_items=row.new_items,
-        updated_items=row.updated_items,
-        error=row.error,
-    )

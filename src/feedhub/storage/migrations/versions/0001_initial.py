@@ -62,9 +62,7 @@ def upgrade() -> None:
         sa.Column("content_hash", sa.Text(), nullable=False),
         sa.Column("first_seen", UTC_TIME, nullable=False),
         sa.Column("last_changed", UTC_TIME, nullable=False),
-        sa.ForeignKeyConstraint(
-            ["source_id"], ["sources.id"], name="fk_items_source_id_sources"
-        ),
+        sa.ForeignKeyConstraint(["source_id"], ["sources.id"], name="fk_items_source_id_sources"),
         sa.PrimaryKeyConstraint("pk", name="pk_items"),
         sa.UniqueConstraint("source_id", "entry_id", name="uq_items_source_id_entry_id"),
     )
@@ -72,6 +70,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_items_source_newest", "items", ["source_id", "published", "first_seen", "pk"]
     )
+    op.create_index("ix_items_last_changed", "items", ["last_changed"])
 
     op.create_table(
         "fetch_log",
@@ -89,9 +88,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("pk", name="pk_fetch_log"),
     )
-    op.create_index(
-        "ix_fetch_log_source_id_started_at", "fetch_log", ["source_id", "started_at"]
-    )
+    op.create_index("ix_fetch_log_source_id_started_at", "fetch_log", ["source_id", "started_at"])
     op.create_index("ix_fetch_log_started_at", "fetch_log", ["started_at"])
 
 
