@@ -69,7 +69,7 @@ async def test_worker_polls_and_reloads_config(
         await wait_for(lambda: storage.count_items("b") == 3)
 
         # an invalid edit is reported and the running config kept
-        with caplog.at_level(logging.ERROR, logger="feedhub.worker"):
+        with caplog.at_level(logging.ERROR, logger="feedhub.config"):
             path.write_text("sources:\n  - id: a\n    nmae: x\n", encoding="utf-8")
             os.utime(path, ns=(time.time_ns(), time.time_ns() + 2_000_000))
             await wait_for(lambda: any("rejected" in r.getMessage() for r in caplog.records))

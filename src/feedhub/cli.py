@@ -58,7 +58,29 @@ def build_parser() -> argparse.ArgumentParser:
     fetchlog.add_argument("--source", metavar="ID")
     fetchlog.add_argument("--limit", type=int, default=30)
 
-    sub.add_parser("run", help="run the worker: poll on schedule, reload config on change/SIGHUP")
+    export = sub.add_parser("export", help="write every feed and the OPML as static files")
+    export.add_argument("--out", required=True, metavar="DIR")
+    export.add_argument("--limit", type=int, default=None, help="entries per feed (1-200)")
+
+    opml = sub.add_parser("opml", help="OPML of the sources: export, or import into the config")
+    opml_sub = opml.add_subparsers(dest="opml_command", required=True, metavar="ACTION")
+    opml_export = opml_sub.add_parser("export", help="write the configured sources as OPML")
+    opml_export.add_argument("--out", metavar="FILE", help="default: standard output")
+    opml_import = opml_sub.add_parser("import", help="add an OPML's feeds to the YAML config")
+    opml_import.add_argument("file", metavar="FILE")
+    opml_import.add_argument("--section", metavar="ID", help="file every new source here")
+
+    run = sub.add_parser(
+        "run", help="serve feeds over HTTP and poll on schedule (reloads config on change/SIGHUP)"
+    )
+    run.add_argument(
+        "--role",
+        choices=("all", "web", "worker"),
+        default="all",
+        help="web: HTTP only; worker: polling only; all (default): both",
+    )
+    run.add_argument("--host", help="listen address (default: web.host, 127.0.0.1)")
+    run.add_argument("--port", type=int, help="listen port (default: web.port, 8080)")
     return parser
 
 
@@ -87,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             highlight=False,
         )
         return 0
+    if args.command == "opml":
+        return _opml(args, loaded, console, err)
     from feedhub.storage import open_storage
 
     try:
@@ -122,12 +146,54 @@ def _dispatch(
     if args.command == "log":
         _print_log(storage, console, args.source, args.limit)
         return 0
-    if args.command == "run":
-        from feedhub.scheduler import Worker
+    if args.command == "export":
+        from pathlib import Path
 
-        asyncio.run(Worker(loaded, storage).run())
+        from feedhub.cli_publish import export_static
+
+        limit = args.limit or loaded.settings.web.feed_limit
+        if not 1 <= limit <= 200:
+            err.print("[red]error[/red]: --limit must be from 1 to 200")
+            return 1
+        written = export_static(loaded.settings, storage, Path(args.out), limit)
+        console.print(f"wrote {len(written)} files to {args.out}", highlight=False)
+        return 0
+    if args.command == "run":
+        from feedhub.service import serve
+
+        asyncio.run(serve(loaded, storage, role=args.role, host=args.host, port=args.port))
         return 0
     raise AssertionError(args.command)
+
+
+def _opml(args: argparse.Namespace, loaded: LoadedConfig, console: Console, err: Console) -> int:
+    from pathlib import Path
+
+    from feedhub.cli_publish import import_opml, sources_opml
+
+    if args.opml_command == "export":
+        data = sources_opml(loaded.settings)
+        if args.out:
+            Path(args.out).write_bytes(data)
+            console.print(f"wrote {len(loaded.settings.sources)} sources to {args.out}")
+        else:
+            sys.stdout.buffer.write(data)
+        return 0
+    if args.section and args.section not in {s.id for s in loaded.settings.sections}:
+        err.print(f"[red]error[/red]: unknown section {args.section!r}")
+        return 1
+    try:
+        added = import_opml(loaded, Path(args.file), section=args.section)
+    except (OSError, FeedhubError) as exc:
+        err.print(f"[red]error[/red]: {exc}", highlight=False)
+        return 1
+    if not added:
+        console.print("nothing to add: every feed in the OPML is configured already")
+    else:
+        console.print(
+            f"added {len(added)} source(s) to {loaded.path}: {', '.join(added)}", highlight=False
+        )
+    return 0
 
 
 def _poll(

@@ -3,8 +3,7 @@
 APScheduler 3 keeps its jobs in memory (its job stores cannot be shared between processes), so
 it only drives the clock here: every ``schedule.tick`` the tick job asks storage for due sources
 (``claim_due``), which is safe with several workers on one database. A second job watches the
-config file; SIGHUP reloads it too. A reload is validated first: an invalid file is reported and
-the running settings stay.
+config file (``ConfigWatcher``); SIGHUP reloads it too.
 """
 
 from __future__ import annotations
@@ -14,13 +13,14 @@ import contextlib
 import logging
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from feedhub.config import LoadedConfig, default_user_agent, load_settings
-from feedhub.errors import ConfigError, FeedhubError
+from feedhub.config import LoadedConfig, default_user_agent
+from feedhub.config_watch import ConfigWatcher
+from feedhub.errors import FeedhubError
 from feedhub.fetch import Fetcher
 from feedhub.pipeline import Poller, source_specs
 from feedhub.settings import Settings
@@ -34,40 +34,46 @@ CONFIG_CHECK_SECONDS = 2.0
 class Worker:
     def __init__(
         self,
-        loaded: LoadedConfig,
+        config: LoadedConfig | ConfigWatcher,
         storage: Storage,
         *,
         config_check_seconds: float = CONFIG_CHECK_SECONDS,
+        on_new_items: Callable[[], None] | None = None,
     ) -> None:
-        self.config = loaded
+        self.watcher = config if isinstance(config, ConfigWatcher) else ConfigWatcher(config)
+        self.watcher.subscribe(self._apply)
         self.config_check_seconds = config_check_seconds
         self.storage = storage
-        self.fetcher = Fetcher(
-            loaded.settings.fetch, user_agent=default_user_agent(loaded.settings)
-        )
-        self.poller = Poller(loaded.settings, storage, self.fetcher)
+        self.on_new_items = on_new_items
+        settings = self.watcher.settings
+        self.fetcher = Fetcher(settings.fetch, user_agent=default_user_agent(settings))
+        self.poller = Poller(settings, storage, self.fetcher)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.last_tick_at: datetime | None = None
+        self.last_tick_error: str | None = None
         self._tick_task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
 
     @property
     def settings(self) -> Settings:
-        return self.config.settings
+        return self.watcher.settings
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Run until ``stop`` is set or SIGTERM/SIGINT arrives; then drain and return."""
-        stop = stop or self._stopping
+    @property
+    def alive(self) -> bool:
+        return bool(self.scheduler.running)
+
+    async def run(self, stop: asyncio.Event, *, handle_signals: bool = True) -> None:
+        """Run until ``stop`` is set (or SIGTERM/SIGINT when handling signals); then drain."""
         loop = asyncio.get_running_loop()
         handled: list[signal.Signals] = []
-        for sig, action in (
-            (signal.SIGTERM, stop.set),
-            (signal.SIGINT, stop.set),
-            (signal.SIGHUP, self.reload),
-        ):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, action)
-                handled.append(sig)
+        if handle_signals:
+            for sig, action in (
+                (signal.SIGTERM, stop.set),
+                (signal.SIGINT, stop.set),
+                (signal.SIGHUP, self.watcher.reload),
+            ):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, action)
+                    handled.append(sig)
         self.storage.sync_sources(source_specs(self.settings), datetime.now(UTC))
         self.scheduler.add_job(
             self._start_tick,
@@ -78,13 +84,14 @@ class Worker:
             max_instances=1,
             coalesce=True,
         )
-        self.scheduler.add_job(
-            self._check_config_file, "interval", seconds=self.config_check_seconds, id="config"
-        )
+        if self.config_check_seconds > 0:
+            self.scheduler.add_job(
+                self._check_config_file, "interval", seconds=self.config_check_seconds, id="config"
+            )
         self.scheduler.start()
         log.info(
             "worker started",
-            extra={"sources": len(self.settings.sources), "config": str(self.config.path)},
+            extra={"sources": len(self.settings.sources), "config": str(self.watcher.config.path)},
         )
         try:
             await stop.wait()
@@ -109,8 +116,12 @@ class Worker:
         try:
             report = await self.poller.poll(deadline=deadline)
         except FeedhubError as exc:
+            self.last_tick_error = str(exc)
             log.error("tick failed", extra={"error": str(exc)})
             return
+        self.last_tick_error = None
+        if (report.new_items or report.updated_items) and self.on_new_items is not None:
+            self.on_new_items()
         if report.results:
             log.info(
                 "tick done",
@@ -136,32 +147,10 @@ class Worker:
                 await task
 
     async def _check_config_file(self) -> None:
-        try:
-            mtime = Path(self.config.path).stat().st_mtime_ns
-        except OSError:
-            return
-        if mtime != self.config.mtime_ns:
-            self.reload()
+        self.watcher.check_file()
 
-    def reload(self) -> None:
-        """Re-read the config; keep the running one if the new file is invalid."""
-        try:
-            loaded = load_settings(self.config.path)
-        except ConfigError as exc:
-            try:
-                mtime = Path(self.config.path).stat().st_mtime_ns
-            except OSError:
-                mtime = self.config.mtime_ns
-            # remember the bad version so it is reported once, not every check
-            self.config = LoadedConfig(self.config.path, self.config.settings, mtime)
-            log.error(
-                "config reload rejected; keeping the running config",
-                extra={"config": str(self.config.path), "problems": exc.problems},
-            )
-            return
-        old = self.settings
-        new = loaded.settings
-        self.config = loaded
+    def _apply(self, old: Settings, new: Settings) -> None:
+        """Take new settings: swap the fetcher if its settings changed, sync sources."""
         if new.storage.url != old.storage.url:
             log.warning("storage.url changed: it takes effect on the next restart")
         if new.fetch != old.fetch or default_user_agent(new) != default_user_agent(old):
@@ -171,9 +160,8 @@ class Worker:
             asyncio.get_running_loop().create_task(self._close_later(old_fetcher))
         self.poller.settings = new
         self.storage.sync_sources(source_specs(new), datetime.now(UTC))
-        if new.schedule.tick != old.schedule.tick:
+        if new.schedule.tick != old.schedule.tick and self.scheduler.running:
             self.scheduler.reschedule_job("tick", trigger="interval", seconds=new.schedule.tick)
-        log.info("config reloaded", extra={"sources": len(new.sources)})
 
     async def _close_later(self, fetcher: Fetcher) -> None:
         """Close a replaced fetcher once polls that still use it are over."""

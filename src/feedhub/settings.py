@@ -151,6 +151,18 @@ class ScheduleSettings(_Model):
         return self
 
 
+class WebSettings(_Model):
+    host: str = Field(default="127.0.0.1", description="Listen address; --host overrides.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Listen port; --port overrides.")
+    cache_max_age: Duration = Field(
+        default=60.0, description="Cache-Control max-age of feeds and pages."
+    )
+    feed_limit: int = Field(default=50, ge=1, le=200, description="Entries per feed by default.")
+    serve_demo_feeds: bool = Field(
+        default=False, description="Serve the bundled demo feeds at /demo/feeds/ (demo config)."
+    )
+
+
 class Section(_Model):
     id: Ident
     title: str
@@ -196,5 +208,6 @@ class Settings(_Model):
     storage: StorageSettings = StorageSettings()
     fetch: FetchSettings = FetchSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    web: WebSettings = WebSettings()
     sections: tuple[Section, ...] = ()
     sources: tuple[Source, ...] = ()

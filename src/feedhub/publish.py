@@ -1,0 +1,170 @@
+"""What a published feed contains: which items, as which entries, under which title.
+
+Pure functions over settings and stored items. Which sources a feed covers is decided by the
+config: a section feed covers the sources filed under that section or any section below it, a
+region feed the sources that declare the region. Entry GUIDs are derived from (source id,
+entry id) only, so they never change once published, whatever happens to the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+from urllib.parse import urljoin
+
+from feedhub.models import FeedEntry, FeedMeta, SourceCredit, StoredItem
+from feedhub.settings import Section, Settings, Source
+
+FeedKind = Literal["all", "section", "source", "region"]
+FORMATS = {"xml": "rss", "atom": "atom", "json": "json"}
+
+
+def item_key(source_id: str, entry_id: str) -> str:
+    """Stable public id of an item: never reused, independent of database row ids."""
+    return hashlib.sha1(f"{source_id}\n{entry_id}".encode()).hexdigest()[:20]
+
+
+def item_guid(key: str) -> str:
+    return f"urn:feedhub:item:{key}"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedScope:
+    """A feed that exists: what it is called and which sources it covers."""
+
+    kind: FeedKind
+    ident: str  # "" for all
+    title: str
+    description: str
+    source_ids: tuple[str, ...]
+    path: str  # e.g. "feeds/section/jingji" (no extension)
+
+
+def section_subtree(sections: Sequence[Section], root: str) -> set[str]:
+    children: dict[str | None, list[str]] = {}
+    for section in sections:
+        children.setdefault(section.parent, []).append(section.id)
+    found, stack = set(), [root]
+    while stack:
+        current = stack.pop()
+        if current in found:
+            continue
+        found.add(current)
+        stack.extend(children.get(current, ()))
+    return found
+
+
+def section_path(sections: Sequence[Section], section_id: str) -> list[Section]:
+    """Root first: 情感 > 故事."""
+    by_id = {s.id: s for s in sections}
+    path: list[Section] = []
+    current: str | None = section_id
+    while current is not None and current in by_id and by_id[current] not in path:
+        path.append(by_id[current])
+        current = by_id[current].parent
+    return list(reversed(path))
+
+
+def resolve_scope(settings: Settings, kind: FeedKind, ident: str = "") -> FeedScope | None:
+    """The feed named by the URL, or None when no such section/source/region exists."""
+    site = settings.site
+    sources = settings.sources
+    if kind == "all":
+        return FeedScope(
+            "all",
+            "",
+            site.title,
+            site.description or site.title,
+            tuple(s.id for s in sources),
+            "feeds/all",
+        )
+    if kind == "section":
+        sections = {s.id: s for s in settings.sections}
+        if ident not in sections:
+            return None
+        subtree = section_subtree(settings.sections, ident)
+        trail = " > ".join(s.title for s in section_path(settings.sections, ident))
+        return FeedScope(
+            "section",
+            ident,
+            f"{site.title} - {trail}",
+            f"{site.title}: {trail}",
+            tuple(s.id for s in sources if s.section in subtree),
+            f"feeds/section/{ident}",
+        )
+    if kind == "source":
+        source = next((s for s in sources if s.id == ident), None)
+        if source is None:
+            return None
+        return FeedScope(
+            "source",
+            ident,
+            f"{source.name} - {site.title}",
+            f"{source.name}（{site.title} 整理）",
+            (source.id,),
+            f"feeds/source/{ident}",
+        )
+    regional = tuple(s.id for s in sources if s.region == ident)
+    if not regional:
+        return None
+    return FeedScope(
+        "region",
+        ident,
+        f"{site.title} - {ident}",
+        f"{site.title}: {ident}",
+        regional,
+        f"feeds/region/{ident}",
+    )
+
+
+def all_scopes(settings: Settings) -> list[FeedScope]:
+    """Every feed the site publishes: all, each section, each region, each source."""
+    scopes = [resolve_scope(settings, "all")]
+    scopes += [resolve_scope(settings, "section", s.id) for s in settings.sections]
+    regions = sorted({s.region for s in settings.sources if s.region})
+    scopes += [resolve_scope(settings, "region", r) for r in regions]
+    scopes += [resolve_scope(settings, "source", s.id) for s in settings.sources]
+    return [s for s in scopes if s is not None]
+
+
+def feed_meta(settings: Settings, scope: FeedScope, updated: datetime) -> FeedMeta:
+    base = settings.site.base_url
+    return FeedMeta(
+        title=scope.title,
+        description=scope.description,
+        language=settings.site.language,
+        home_url=base,
+        self_url=urljoin(base, scope.path),
+        updated=updated,
+        ttl_minutes=max(1, int(settings.schedule.default_interval // 60)),
+    )
+
+
+def to_entry(stored: StoredItem, source: Source | None, sections: dict[str, Section]) -> FeedEntry:
+    item = stored.item
+    key = item_key(item.source_id, item.entry_id)
+    section = sections.get(source.section) if source and source.section else None
+    credit = SourceCredit(item.source_id, source.name if source else item.source_id, item.link)
+    return FeedEntry(
+        id=key,
+        guid=item_guid(key),
+        title=item.title,
+        link=item.link,
+        published=stored.published,
+        updated=max(stored.last_changed, stored.published),
+        content_html=item.content or item.summary,
+        summary_html=item.summary if item.content else None,
+        author=item.author,
+        section_id=section.id if section else None,
+        section_title=section.title if section else None,
+        sources=(credit,),
+    )
+
+
+def to_entries(settings: Settings, stored: Sequence[StoredItem]) -> list[FeedEntry]:
+    sources = {s.id: s for s in settings.sources}
+    sections = {s.id: s for s in settings.sections}
+    return [to_entry(s, sources.get(s.item.source_id), sections) for s in stored]

@@ -1,0 +1,340 @@
+"""The ASGI application: feeds, OPML, demo files, health and metrics.
+
+Written as a plain ASGI callable rather than on a framework's router: the feed path is the hot
+one (feed readers poll it all day), and answering from the render cache with prebuilt headers
+keeps a request to a few dictionary lookups. Everything else is small and rare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urljoin
+
+from feedhub.core.render import OpmlOutline, render_opml
+from feedhub.errors import StorageError
+from feedhub.publish import FeedKind, all_scopes, resolve_scope
+from feedhub.settings import Settings
+from feedhub.storage.base import Storage
+from feedhub.web.cache import FeedCache, Rendered, make_rendered
+from feedhub.web.metrics import Metrics
+
+log = logging.getLogger("feedhub.web")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+FEED_KINDS: dict[str, FeedKind] = {"section": "section", "source": "source", "region": "region"}
+EXTENSIONS = ("xml", "atom", "json")
+MAX_LIMIT = 200
+
+
+class HealthSource(Protocol):
+    """What /healthz asks of the worker when it runs in this process."""
+
+    @property
+    def alive(self) -> bool: ...
+
+
+def _accepts_gzip(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"accept-encoding":
+            for part in value.split(b","):
+                token, _, params = part.strip().partition(b";")
+                if token.strip() in (b"gzip", b"*"):
+                    q = params.strip()
+                    return not (q.startswith(b"q=0") and q.rstrip(b"0.") == b"q=")
+    return False
+
+
+def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> bytes | None:
+    for name, value in headers:
+        if name == wanted:
+            return value
+    return None
+
+
+def _etag_matches(header: bytes, etag: bytes) -> bool:
+    if header.strip() == b"*":
+        return True
+    return any(candidate.strip().removeprefix(b"W/") == etag for candidate in header.split(b","))
+
+
+def _not_modified(headers: list[tuple[bytes, bytes]], etag: bytes, modified: float) -> bool:
+    inm = _header(headers, b"if-none-match")
+    if inm is not None:
+        return _etag_matches(inm, etag)
+    ims = _header(headers, b"if-modified-since")
+    if ims is not None:
+        try:
+            since = parsedate_to_datetime(ims.decode("latin-1"))
+        except (TypeError, ValueError, IndexError):
+            return False
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        return modified <= since.timestamp()
+    return False
+
+
+class FeedhubApp:
+    def __init__(
+        self,
+        settings: Callable[[], Settings],
+        storage: Storage,
+        *,
+        worker: HealthSource | None = None,
+        demo_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.worker = worker
+        self.demo_dir = demo_dir
+        self.cache = FeedCache(storage, settings)
+        self.metrics = Metrics(storage)
+        self._opml: tuple[int, Rendered] | None = None
+
+    def invalidate(self) -> None:
+        """New items landed or the config changed: rendered feeds are stale."""
+        self.cache.invalidate()
+        self._opml = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        route, status = await self._dispatch(scope, send)
+        self.metrics.observe(route, status, time.perf_counter() - started)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _dispatch(self, scope: Scope, send: Send) -> tuple[str, int]:
+        method = scope["method"]
+        path: str = scope["path"]
+        if method not in ("GET", "HEAD"):
+            return "other", await self._text(
+                send, 405, "method not allowed\n", method, extra=[(b"allow", b"GET, HEAD")]
+            )
+        if path.startswith("/feeds/"):
+            return "feed", await self._feed(scope, send, path[len("/feeds/") :])
+        if path == "/opml.xml":
+            return "opml", await self._send_rendered(scope, send, self._opml_doc(), 200)
+        if path == "/healthz":
+            return "healthz", await self._health(send, method)
+        if path == "/metrics":
+            body = await asyncio.to_thread(self.metrics.exposition)
+            return "metrics", await self._bytes(
+                send, 200, body, b"text/plain; version=0.0.4; charset=utf-8", method
+            )
+        if path.startswith("/demo/feeds/") and self.settings().web.serve_demo_feeds:
+            return "demo", await self._demo(scope, send, path[len("/demo/feeds/") :])
+        if path == "/":
+            return "home", await self._home(send, method)
+        return "other", await self._text(send, 404, "not found\n", method)
+
+    # --- feeds -------------------------------------------------------------------------------
+
+    async def _feed(self, scope: Scope, send: Send, rest: str) -> int:
+        method = scope["method"]
+        stem, dot, ext = rest.rpartition(".")
+        if not dot or ext not in EXTENSIONS:
+            return await self._text(
+                send, 404, "unknown feed format: use .xml, .atom or .json\n", method
+            )
+        settings = self.settings()
+        if stem == "all":
+            feed_scope = resolve_scope(settings, "all")
+        else:
+            kind_name, slash, ident = stem.partition("/")
+            kind = FEED_KINDS.get(kind_name)
+            if kind is None or not slash or not ident or "/" in ident:
+                return await self._text(send, 404, "no such feed\n", method)
+            feed_scope = resolve_scope(settings, kind, ident)
+            if feed_scope is None:
+                return await self._text(send, 404, f"no such {kind_name}: {ident}\n", method)
+        limit = settings.web.feed_limit
+        query = scope.get("query_string", b"")
+        if query:
+            values = parse_qs(query.decode("latin-1")).get("limit")
+            if values:
+                try:
+                    limit = int(values[-1])
+                except ValueError:
+                    limit = 0
+                if not 1 <= limit <= MAX_LIMIT:
+                    return await self._text(
+                        send, 400, f"limit must be a whole number from 1 to {MAX_LIMIT}\n", method
+                    )
+        assert feed_scope is not None
+        try:
+            rendered = await self.cache.get(feed_scope, ext, limit)
+        except StorageError as exc:
+            log.error("feed failed", extra={"path": scope["path"], "error": str(exc)})
+            return await self._text(send, 503, "storage unavailable\n", method)
+        return await self._send_rendered(scope, send, rendered, 200)
+
+    async def _send_rendered(self, scope: Scope, send: Send, r: Rendered, status: int) -> int:
+        headers = scope["headers"]
+        gz = _accepts_gzip(headers)
+        etag = r.gzip_etag if gz else r.etag
+        max_age = int(self.settings().web.cache_max_age)
+        common = [
+            (b"etag", etag),
+            (b"last-modified", r.last_modified),
+            (b"cache-control", b"public, max-age=%d" % max_age),
+            (b"vary", b"Accept-Encoding"),
+        ]
+        if _not_modified(headers, etag, r.modified):
+            await send({"type": "http.response.start", "status": 304, "headers": common})
+            await send({"type": "http.response.body", "body": b""})
+            return 304
+        body = r.gzip_body if gz else r.body
+        out = [(b"content-type", r.content_type), (b"content-length", b"%d" % len(body)), *common]
+        if gz:
+            out.append((b"content-encoding", b"gzip"))
+        await send({"type": "http.response.start", "status": status, "headers": out})
+        await send(
+            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
+        )
+        return status
+
+    def _opml_doc(self) -> Rendered:
+        settings = self.settings()
+        if self._opml is not None and self._opml[0] == id(settings):
+            return self._opml[1]
+        now = datetime.now(UTC)
+        rendered = make_rendered(b"text/x-opml; charset=utf-8", site_opml(settings, now), now)
+        self._opml = (id(settings), rendered)
+        return rendered
+
+    # --- the rest ----------------------------------------------------------------------------
+
+    async def _demo(self, scope: Scope, send: Send, name: str) -> int:
+        method = scope["method"]
+        if self.demo_dir is None or "/" in name or name.startswith("."):
+            return await self._text(send, 404, "not found\n", method)
+        path = self.demo_dir / name
+        if not path.is_file():
+            return await self._text(send, 404, "not found\n", method)
+        from feedhub.demo import content_type
+
+        stamp = datetime.fromtimestamp(int(path.stat().st_mtime), UTC)
+        rendered = make_rendered(content_type(path).encode(), path.read_bytes(), stamp)
+        return await self._send_rendered(scope, send, rendered, 200)
+
+    async def _health(self, send: Send, method: str) -> int:
+        import json
+
+        checks: dict[str, Any] = {}
+        healthy = True
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self.storage.ping), 5)
+            checks["storage"] = "ok"
+            last = await asyncio.to_thread(self.storage.last_success_at)
+        except (StorageError, TimeoutError) as exc:
+            checks["storage"] = f"failed: {exc}"
+            healthy = False
+            last = None
+        if self.worker is not None:
+            checks["scheduler"] = "ok" if self.worker.alive else "stopped"
+            healthy = healthy and self.worker.alive
+        else:
+            checks["scheduler"] = "not in this process"
+        now = datetime.now(UTC)
+        checks["last_successful_poll"] = last.isoformat() if last else None
+        checks["last_successful_poll_age_seconds"] = (
+            round((now - last).total_seconds(), 1) if last else None
+        )
+        checks["status"] = "ok" if healthy else "unhealthy"
+        body = json.dumps(checks, ensure_ascii=False).encode() + b"\n"
+        return await self._bytes(
+            send,
+            200 if healthy else 503,
+            body,
+            b"application/json",
+            method,
+            extra=[(b"cache-control", b"no-store")],
+        )
+
+    async def _home(self, send: Send, method: str) -> int:
+        settings = self.settings()
+        lines = [f"{settings.site.title}", "", "feeds:"]
+        lines += [f"  {s.title}: /{s.path}.xml  .atom  .json" for s in all_scopes(settings)]
+        lines += ["", "OPML: /opml.xml"]
+        return await self._text(send, 200, "\n".join(lines) + "\n", method)
+
+    async def _text(
+        self,
+        send: Send,
+        status: int,
+        text: str,
+        method: str,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> int:
+        return await self._bytes(
+            send, status, text.encode(), b"text/plain; charset=utf-8", method, extra=extra
+        )
+
+    async def _bytes(
+        self,
+        send: Send,
+        status: int,
+        body: bytes,
+        content_type: bytes,
+        method: str,
+        extra: list[tuple[bytes, bytes]] | None = None,
+    ) -> int:
+        headers = [(b"content-type", content_type), (b"content-length", b"%d" % len(body))]
+        headers += extra or []
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        return status
+
+
+def site_opml(settings: Settings, now: datetime) -> bytes:
+    """Every published feed (all, sections, regions, sources), grouped in folders."""
+    base = settings.site.base_url
+    folders = {"all": "全部", "section": "栏目", "region": "地区", "source": "来源"}
+    groups: dict[str, list[OpmlOutline]] = {}
+    for scope in all_scopes(settings):
+        groups.setdefault(scope.kind, []).append(
+            OpmlOutline(
+                text=scope.title,
+                title=scope.title,
+                xml_url=urljoin(base, scope.path + ".xml"),
+                html_url=base,
+            )
+        )
+    outlines = [
+        OpmlOutline(text=folders[kind], xml_url="", children=tuple(children))
+        for kind, children in groups.items()
+    ]
+    return render_opml(settings.site.title, outlines, date=now)
+
+
+def create_app(
+    settings: Callable[[], Settings],
+    storage: Storage,
+    *,
+    worker: HealthSource | None = None,
+    demo_dir: Path | None = None,
+) -> FeedhubApp:
+    """The ASGI app. ``settings`` is called per request, so a config reload takes effect."""
+    return FeedhubApp(settings, storage, worker=worker, demo_dir=demo_dir)

@@ -1,0 +1,133 @@
+"""Rendered feeds, kept in memory and compressed once.
+
+A busy feed costs a dictionary lookup: the body is rendered and gzipped once per data version,
+each variant with its own strong ETag. The data version comes from storage (the newest item
+change); it is re-read at most once a second, and immediately when the in-process worker says
+new items landed. Concurrent misses for the same feed share one render.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+from feedhub.core.render import render_atom, render_json, render_rss
+from feedhub.models import FeedEntry, FeedMeta
+from feedhub.publish import FeedScope, feed_meta, to_entries
+from feedhub.settings import Settings
+from feedhub.storage.base import Storage
+
+CONTENT_TYPES = {
+    "xml": b"application/rss+xml; charset=utf-8",
+    "atom": b"application/atom+xml; charset=utf-8",
+    "json": b"application/feed+json; charset=utf-8",
+}
+RENDERERS: dict[str, Callable[[FeedMeta, list[FeedEntry]], bytes]] = {
+    "xml": render_rss,
+    "atom": render_atom,
+    "json": render_json,
+}
+MAX_CACHED = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    content_type: bytes
+    body: bytes
+    gzip_body: bytes
+    etag: bytes
+    gzip_etag: bytes
+    last_modified: bytes  # HTTP-date
+    modified: float  # POSIX seconds, whole seconds (HTTP-date precision)
+
+
+def make_rendered(content_type: bytes, body: bytes, modified: datetime) -> Rendered:
+    digest = hashlib.blake2b(body, digest_size=12).hexdigest()
+    whole = modified.astimezone(UTC).replace(microsecond=0)
+    return Rendered(
+        content_type=content_type,
+        body=body,
+        gzip_body=gzip.compress(body, compresslevel=6, mtime=0),
+        etag=f'"{digest}"'.encode(),
+        gzip_etag=f'"{digest}-gz"'.encode(),
+        last_modified=format_datetime(whole, usegmt=True).encode(),
+        modified=whole.timestamp(),
+    )
+
+
+class FeedCache:
+    def __init__(
+        self,
+        storage: Storage,
+        settings: Callable[[], Settings],
+        *,
+        version_ttl: float = 1.0,
+    ) -> None:
+        self.storage = storage
+        self.settings = settings
+        self.version_ttl = version_ttl
+        self._entries: dict[tuple[str, str, str, int], Rendered] = {}
+        self._pending: dict[tuple[str, str, str, int], asyncio.Future[Rendered]] = {}
+        self._version: str | None = None
+        self._checked = 0.0
+        self.renders = 0  # for tests and metrics
+
+    def invalidate(self) -> None:
+        self._entries.clear()
+        self._checked = 0.0
+
+    async def _fresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < self.version_ttl:
+            return
+        self._checked = now
+        version = await asyncio.to_thread(self.storage.data_version)
+        if version != self._version:
+            self._version = version
+            self._entries.clear()
+
+    async def get(self, scope: FeedScope, fmt: str, limit: int) -> Rendered:
+        await self._fresh()
+        key = (scope.kind, scope.ident, fmt, limit)
+        cached = self._entries.get(key)
+        if cached is not None:
+            return cached
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Rendered] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            rendered = await asyncio.to_thread(self._render, scope, fmt, limit)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters get it, nobody else must
+            raise
+        finally:
+            self._pending.pop(key, None)
+        future.set_result(rendered)
+        if len(self._entries) >= MAX_CACHED:
+            self._entries.clear()
+        self._entries[key] = rendered
+        return rendered
+
+    def _render(self, scope: FeedScope, fmt: str, limit: int) -> Rendered:
+        body, updated = render_scope(self.settings(), self.storage, scope, fmt, limit)
+        self.renders += 1
+        return make_rendered(CONTENT_TYPES[fmt], body, updated)
+
+
+def render_scope(
+    settings: Settings, storage: Storage, scope: FeedScope, fmt: str, limit: int
+) -> tuple[bytes, datetime]:
+    """One feed document and the time of its newest change (what Last-Modified says)."""
+    stored = storage.list_items(source_ids=scope.source_ids, limit=limit)
+    entries = to_entries(settings, stored)
+    updated = max((e.updated for e in entries), default=datetime(2000, 1, 1, tzinfo=UTC))
+    return RENDERERS[fmt](feed_meta(settings, scope, updated), entries), updated

@@ -1,0 +1,241 @@
+"""The HTTP side in-process (httpx over ASGI) on real SQLite filled through the real pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import httpx
+import pytest
+
+from feedhub.pipeline import poll_sources
+from feedhub.settings import Settings
+from feedhub.storage import open_storage
+from feedhub.storage.base import Storage
+from feedhub.web import FeedhubApp, create_app
+from tests.support_feedserver import FeedServer, Route, rss
+
+BASE = "https://news.example.cn/"
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    with FeedServer() as s:
+        yield s
+
+
+def settings_for(server: FeedServer) -> Settings:
+    def src(sid: str, name: str, section: str, region: str) -> dict[str, Any]:
+        return {
+            "id": sid,
+            "name": name,
+            "url": server.url(f"/{sid}.xml"),
+            "section": section,
+            "region": region,
+        }
+
+    return Settings.model_validate(
+        {
+            "site": {"title": "琅琊新闻汇", "base_url": BASE},
+            "fetch": {"allowlist": ["127.0.0.1"]},
+            "sections": [
+                {"id": "qinggan", "title": "情感"},
+                {"id": "gushi", "title": "故事", "parent": "qinggan"},
+                {"id": "jingji", "title": "经济"},
+            ],
+            "sources": [
+                src("story", "鲁南情感", "gushi", "临沂"),
+                src("money", "齐鲁财经", "jingji", "济南"),
+                src("feel", "情感周刊", "qinggan", "临沂"),
+            ],
+        }
+    )
+
+
+def entries(prefix: str, n: int, day: int = 25) -> list[tuple[str, str, str]]:
+    return [
+        (f"{prefix}{i}", f"{prefix} 第{i}条 新闻", f"Tue, {day} Nov 2025 0{i % 10}:00:00 +0800")
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+async def env(
+    tmp_path: Path, server: FeedServer
+) -> AsyncIterator[tuple[httpx.AsyncClient, FeedhubApp, Storage, Settings]]:
+    server.routes["/story.xml"] = Route(rss("故事", entries("story", 5)))
+    server.routes["/money.xml"] = Route(rss("财经", entries("money", 7)))
+    server.routes["/feel.xml"] = Route(rss("情感", entries("feel", 3)))
+    settings = settings_for(server)
+    storage = open_storage(f"sqlite:///{tmp_path}/web.db")
+    storage.migrate()
+    await poll_sources(settings, storage, ignore_schedule=True)
+    app = create_app(lambda: settings, storage)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client, app, storage, settings
+    storage.close()
+
+
+async def test_rss_feed_is_complete_and_cacheable(env: Any) -> None:
+    client, app, _, _ = env
+    r = await client.get("/feeds/all.xml", headers={"accept-encoding": "identity"})
+    assert r.status_code == 200
+    assert r.headers["content-type"] == "application/rss+xml; charset=utf-8"
+    assert r.headers["etag"].startswith('"') and r.headers["last-modified"]
+    assert "max-age" in r.headers["cache-control"]
+    assert r.headers["vary"] == "Accept-Encoding"
+    parsed = feedparser.parse(r.content)
+    assert not parsed.bozo
+    assert len(parsed.entries) == 15
+    titles = {e.title for e in parsed.entries}
+    assert "story 第1条 新闻" in titles and "money 第6条 新闻" in titles
+    first = parsed.entries[0]
+    assert first.link.startswith("https://news.example.cn/a/")
+    assert "来源" in first.description
+    renders = app.cache.renders
+    again = await client.get("/feeds/all.xml", headers={"accept-encoding": "identity"})
+    assert again.content == r.content and app.cache.renders == renders  # served from cache
+
+
+async def test_etag_304_and_new_items_change_it(env: Any, server: FeedServer) -> None:
+    client, app, storage, settings = env
+    r = await client.get("/feeds/all.atom", headers={"accept-encoding": "identity"})
+    etag = r.headers["etag"]
+    again = await client.get(
+        "/feeds/all.atom", headers={"if-none-match": etag, "accept-encoding": "identity"}
+    )
+    assert again.status_code == 304 and again.content == b""
+    assert again.headers["etag"] == etag
+    since = await client.get(
+        "/feeds/all.atom",
+        headers={"if-modified-since": r.headers["last-modified"], "accept-encoding": "identity"},
+    )
+    assert since.status_code == 304
+
+    server.routes["/money.xml"] = Route(rss("财经", entries("money", 9, day=26)))
+    await poll_sources(settings, storage, ignore_schedule=True)
+    app.invalidate()  # what the in-process worker does when new items land
+    changed = await client.get(
+        "/feeds/all.atom", headers={"if-none-match": etag, "accept-encoding": "identity"}
+    )
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+
+
+async def test_data_version_is_noticed_without_invalidate(env: Any, server: FeedServer) -> None:
+    client, app, storage, settings = env
+    app.cache.version_ttl = 0
+    first = await client.get("/feeds/source/money.json")
+    server.routes["/money.xml"] = Route(rss("财经", entries("money", 8, day=27)))
+    await poll_sources(settings, storage, ignore_schedule=True)
+    second = await client.get("/feeds/source/money.json")
+    assert second.headers["etag"] != first.headers["etag"]
+    assert len(second.json()["items"]) == 8
+
+
+async def test_gzip_compressed_once_with_its_own_etag(env: Any) -> None:
+    client, app, _, _ = env
+    plain = await client.get("/feeds/all.json", headers={"accept-encoding": "identity"})
+    raw = await client.get("/feeds/all.json", headers={"accept-encoding": "gzip"}, extensions={})
+    assert raw.headers["content-encoding"] == "gzip"
+    assert raw.headers["etag"] != plain.headers["etag"]
+    assert raw.content == plain.content  # httpx decoded it
+    renders = app.cache.renders
+    not_modified = await client.get(
+        "/feeds/all.json",
+        headers={"accept-encoding": "gzip", "if-none-match": raw.headers["etag"]},
+    )
+    assert not_modified.status_code == 304 and app.cache.renders == renders
+    cross = await client.get(
+        "/feeds/all.json",
+        headers={"accept-encoding": "identity", "if-none-match": raw.headers["etag"]},
+    )
+    assert cross.status_code == 200  # the gzip ETag names another representation
+    assert gzip.decompress(app.cache._entries[("all", "", "json", 50)].gzip_body) == plain.content
+
+
+async def test_head_has_headers_and_no_body(env: Any) -> None:
+    client, _, _, _ = env
+    r = await client.head("/feeds/all.xml", headers={"accept-encoding": "identity"})
+    assert r.status_code == 200 and r.content == b""
+    assert int(r.headers["content-length"]) > 1000
+
+
+async def test_section_source_region_feeds(env: Any) -> None:
+    client, _, _, _ = env
+    parent = (await client.get("/feeds/section/qinggan.json")).json()
+    assert {i["_feedhub"]["section"] for i in parent["items"]} == {"gushi", "qinggan"}
+    assert len(parent["items"]) == 8  # a parent section includes its children's items
+    child = (await client.get("/feeds/section/gushi.json")).json()
+    assert len(child["items"]) == 5
+    source = (await client.get("/feeds/source/money.json")).json()
+    assert len(source["items"]) == 7
+    item = source["items"][0]
+    assert item["_feedhub"]["sources"][0]["id"] == "money"
+    assert item["_feedhub"]["sources"][0]["name"] == "齐鲁财经"
+    assert item["_feedhub"]["related"] == []
+    region = (await client.get("/feeds/region/临沂.json")).json()
+    assert len(region["items"]) == 8
+    assert region["title"] == "琅琊新闻汇 - 临沂"
+
+
+async def test_limit_and_errors(env: Any) -> None:
+    client, _, _, _ = env
+    assert len((await client.get("/feeds/all.json?limit=4")).json()["items"]) == 4
+    for bad in ("0", "201", "x"):
+        r = await client.get(f"/feeds/all.json?limit={bad}")
+        assert r.status_code == 400 and "limit" in r.text
+    missing = await client.get("/feeds/section/nope.xml")
+    assert missing.status_code == 404 and "no such section: nope" in missing.text
+    assert (await client.get("/feeds/source/nope.atom")).status_code == 404
+    assert (await client.get("/feeds/region/火星.xml")).status_code == 404
+    assert (await client.get("/feeds/all.html")).status_code == 404
+    assert (await client.post("/feeds/all.xml")).status_code == 405
+
+
+async def test_opml_lists_every_feed(env: Any) -> None:
+    client, _, _, settings = env
+    r = await client.get("/opml.xml")
+    assert r.status_code == 200 and "opml" in r.headers["content-type"]
+    body = r.text
+    for path in ("feeds/all.xml", "feeds/section/gushi.xml", "feeds/source/money.xml"):
+        assert BASE + path in body
+    assert "feeds/region/" in body
+
+
+async def test_healthz_and_metrics(env: Any) -> None:
+    client, _, _, settings = env
+    health = await client.get("/healthz")
+    assert health.status_code == 200
+    data = health.json()
+    assert data["status"] == "ok" and data["storage"] == "ok"
+    assert data["last_successful_poll_age_seconds"] is not None
+    await client.get("/feeds/all.xml")
+    metrics = (await client.get("/metrics")).text
+    assert 'feedhub_source_items{source="money"} 7.0' in metrics
+    assert 'feedhub_source_fetches_total{outcome="ok",source="money"} 1.0' in metrics
+    assert 'feedhub_http_requests_total{route="feed",status="200"}' in metrics
+    assert "feedhub_http_request_duration_seconds_bucket" in metrics
+
+    broken = open_storage("postgresql://nobody@127.0.0.1:1/none")
+    bad_app = create_app(lambda: settings, broken)
+    transport = httpx.ASGITransport(app=bad_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        r = await c.get("/healthz")
+    broken.close()
+    assert r.status_code == 503 and r.json()["status"] == "unhealthy"
+
+
+async def test_concurrent_misses_render_once(env: Any) -> None:
+    client, app, _, _ = env
+    app.invalidate()
+    before = app.cache.renders
+    results = await asyncio.gather(*(client.get("/feeds/all.xml?limit=7") for _ in range(10)))
+    assert {r.status_code for r in results} == {200}
+    assert app.cache.renders == before + 1
+    assert json.loads((await client.get("/feeds/all.json?limit=7")).text)["items"]
