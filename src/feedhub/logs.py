@@ -12,7 +12,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's copy of msg with terminal colours
+}
 
 
 class JSONFormatter(logging.Formatter):

@@ -154,7 +154,7 @@ def to_entry(stored: StoredItem, source: Source | None, sections: dict[str, Sect
         title=item.title,
         link=item.link,
         published=stored.published,
-        updated=max(stored.last_changed, stored.published),
+        updated=entry_updated(stored),
         content_html=item.content or item.summary,
         summary_html=item.summary if item.content else None,
         author=item.author,
@@ -162,6 +162,13 @@ def to_entry(stored: StoredItem, source: Source | None, sections: dict[str, Sect
         section_title=section.title if section else None,
         sources=(credit,),
     )
+
+
+def entry_updated(stored: StoredItem) -> datetime:
+    """When the entry last changed: our own record of an edit, else what the feed said."""
+    if stored.last_changed > stored.first_seen:
+        return max(stored.last_changed, stored.published)
+    return max(stored.item.updated or stored.published, stored.published)
 
 
 def to_entries(settings: Settings, stored: Sequence[StoredItem]) -> list[FeedEntry]:

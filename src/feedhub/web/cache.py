@@ -129,5 +129,6 @@ def render_scope(
     """One feed document and the time of its newest change (what Last-Modified says)."""
     stored = storage.list_items(source_ids=scope.source_ids, limit=limit)
     entries = to_entries(settings, stored)
-    updated = max((e.updated for e in entries), default=datetime(2000, 1, 1, tzinfo=UTC))
+    # The document changes when an item lands or changes, whatever dates the items carry.
+    updated = max((s.last_changed for s in stored), default=datetime(2000, 1, 1, tzinfo=UTC))
     return RENDERERS[fmt](feed_meta(settings, scope, updated), entries), updated
