@@ -93,6 +93,7 @@ def import_opml(loaded: LoadedConfig, opml_file: Path, *, section: str | None = 
     yaml = YAML(typ="rt")
     yaml.preserve_quotes = True
     yaml.width = 4096
+    yaml.indent(mapping=2, sequence=4, offset=2)  # the "  - id: ..." style of our configs
     text = loaded.path.read_text(encoding="utf-8-sig")
     document = yaml.load(text) or CommentedMap()
     if "sources" not in document or document["sources"] is None:
