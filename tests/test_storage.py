@@ -672,3 +672,16 @@ def test_foreign_keys_are_enforced(storage: Storage, db_url: str) -> None:
             )
     finally:
         engine.dispose()
+
+
+def test_schema_head_constant_matches_alembic() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from feedhub.storage.migrations import SCHEMA_HEAD
+    from feedhub.storage.sql import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    assert ScriptDirectory.from_config(config).get_heads() == [SCHEMA_HEAD]

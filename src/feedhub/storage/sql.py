@@ -16,9 +16,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.util import CommandError
 from sqlalchemy import (
     Boolean,
     Connection,
@@ -39,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError, StatementError
 from feedhub.errors import StorageError
 from feedhub.models import FetchLogEntry, Item, SourceSpec, SourceState, StoredItem, StoreOutcome
 from feedhub.storage.engine import begin_write, mask
+from feedhub.storage.migrations import SCHEMA_HEAD
 from feedhub.storage.rows import (
     ITEM_FIELDS,
     STATE_FIELDS,
@@ -131,7 +129,7 @@ class SqlStorage:
     def _guard(self, op: str, source_id: str | None = None) -> Iterator[None]:
         try:
             yield
-        except (SQLAlchemyError, CommandError, sqlite3.Error) as exc:
+        except (SQLAlchemyError, sqlite3.Error) as exc:
             what = f"{op} of source {source_id!r}" if source_id is not None else op
             raise StorageError(f"{what} failed on {self._label}: {_reason(exc)}") from exc
 
@@ -153,6 +151,12 @@ class SqlStorage:
     # -- lifecycle ------------------------------------------------------------------------
 
     def migrate(self) -> None:
+        if self._at_head():
+            return  # the common start: skip loading Alembic (most of a CLI call's start-up)
+        from alembic import command
+        from alembic.config import Config
+        from alembic.util import CommandError
+
         # Alembic's ``context`` and ``op`` are module-level proxies: two migrations running in
         # one process at once would drive each other's connections, so they take turns.
         with _ALEMBIC, self._write("migrate") as conn:
@@ -161,7 +165,18 @@ class SqlStorage:
             config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
             config.set_main_option("path_separator", "os")
             config.attributes["connection"] = conn
-            command.upgrade(config, "head")
+            try:
+                command.upgrade(config, "head")
+            except CommandError as exc:
+                raise StorageError(f"migrate failed on {self._label}: {_reason(exc)}") from exc
+
+    def _at_head(self) -> bool:
+        try:
+            with self._engine.connect() as conn:
+                current = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+        except (SQLAlchemyError, sqlite3.Error):
+            return False  # no schema yet, or no database: Alembic will say which
+        return [row[0] for row in current] == [SCHEMA_HEAD]
 
     def close(self) -> None:
         self._engine.dispose()
