@@ -23,17 +23,24 @@ from urllib.parse import parse_qs, urlsplit
 
 FEED = (
     b'<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel><title>t</title>'
-    + b"".join(
-        f"<item><title>item {i}</title><guid>g{i}</guid></item>".encode() for i in range(40)
-    )
+    + b"".join(f"<item><title>item {i}</title><guid>g{i}</guid></item>".encode() for i in range(40))
     + b"</channel></rss>\n"
 )
 ETAG = '"v1"'
 LAST_MODIFIED = "Tue, 25 Nov 2025 08:00:00 GMT"
 _REASONS = {
-    200: "OK", 301: "Moved Permanently", 302: "Found", 303: "See Other", 304: "Not Modified",
-    307: "Temporary Redirect", 308: "Permanent Redirect", 404: "Not Found", 410: "Gone",
-    429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable",
+    200: "OK",
+    301: "Moved Permanently",
+    302: "Found",
+    303: "See Other",
+    304: "Not Modified",
+    307: "Temporary Redirect",
+    308: "Permanent Redirect",
+    404: "Not Found",
+    410: "Gone",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
@@ -75,14 +82,18 @@ Handler = Callable[["LocalHTTPServer", _Request, asyncio.StreamWriter], Awaitabl
 
 
 class LocalHTTPServer:
-    """``url(path, host=...)`` builds URLs; ``requests`` and ``stats`` show what happened."""
+    """``url(path, host=...)`` builds URLs; ``requests`` and ``stats`` show what happened.
+
+    Every host listens on the same ``port``: a connection that reaches the wrong address is
+    served and recorded there, rather than refused.
+    """
 
     def __init__(
         self, hosts: tuple[str, ...] = ("127.0.0.1",), tls: ssl.SSLContext | None = None
     ) -> None:
         self._hosts = hosts
         self._tls = tls
-        self.ports: dict[str, int] = {}
+        self.port = 0
         self.requests: list[Recorded] = []
         self.stats = Stats()
         self._loop = asyncio.new_event_loop()
@@ -104,12 +115,24 @@ class LocalHTTPServer:
         return self
 
     async def _listen(self) -> None:
-        for host in self._hosts:
-            server = await asyncio.start_server(
-                lambda r, w, h=host: self._serve(h, r, w), host, 0, ssl=self._tls
-            )
-            self._servers.append(server)
-            self.ports[host] = server.sockets[0].getsockname()[1]
+        """Listen on one port on every host, so that only the address tells them apart."""
+        for _attempt in range(20):
+            port = 0
+            try:
+                for host in self._hosts:
+                    server = await asyncio.start_server(
+                        lambda r, w, h=host: self._serve(h, r, w), host, port, ssl=self._tls
+                    )
+                    self._servers.append(server)
+                    port = server.sockets[0].getsockname()[1]
+            except OSError:  # the port is taken on another address: try another one
+                for server in self._servers:
+                    server.close()
+                self._servers.clear()
+                continue
+            self.port = port
+            return
+        raise RuntimeError("no port free on all of " + ", ".join(self._hosts))
 
     def stop(self) -> None:
         async def close() -> None:
@@ -117,10 +140,12 @@ class LocalHTTPServer:
                 server.close()
             for writer in list(self._writers):
                 writer.transport.abort()
+            # Aborted connections end their handlers; cancel only what is still asleep.
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=1) if tasks else (set(), set())
+            for task in pending:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*pending, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -133,7 +158,7 @@ class LocalHTTPServer:
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
         scheme = "https" if self._tls else "http"
-        return f"{scheme}://{host}:{self.ports[host]}{path}"
+        return f"{scheme}://{host}:{self.port}{path}"
 
     def finished(self, path: str) -> threading.Event:
         """Set when the streaming handler for ``path`` has stopped sending."""
@@ -176,6 +201,8 @@ class LocalHTTPServer:
         headers: dict[str, str] | None = None,
         body: bytes = b"",
     ) -> bool:
+        if status == 304:
+            body = b""  # a 304 has no body, whatever the handler passed
         all_headers = {"Content-Length": str(len(body))} if status != 304 else {}
         all_headers.update(headers or {})
         writer.write(_head(status, all_headers) + body)
@@ -206,7 +233,10 @@ def _head(status: int, headers: dict[str, str]) -> bytes:
 
 
 async def _feed(server: LocalHTTPServer, req: _Request, writer: asyncio.StreamWriter) -> bool:
-    """200 with validators; 304 when the request's validators match. ``only=etag|lm``."""
+    """200 with validators; 304 when the request's validators match.
+
+    ``only=etag|lm`` sends one validator; ``close=1`` closes the connection after answering.
+    """
     only = req.query.get("only")
     validators: dict[str, str] = {}
     if only in (None, "etag"):
@@ -227,6 +257,16 @@ async def _feed(server: LocalHTTPServer, req: _Request, writer: asyncio.StreamWr
         if since is not None and email.utils.parsedate_to_datetime(LAST_MODIFIED) <= since:
             return await server.send(writer, 304, validators)
     headers = {"Content-Type": "application/rss+xml; charset=utf-8", **validators}
+    if req.query.get("close"):
+        headers["Connection"] = "close"
+        await server.send(writer, 200, headers, FEED)
+        return False
+    return await server.send(writer, 200, headers, FEED)
+
+
+async def _mislabeled(server: LocalHTTPServer, req: _Request, writer: asyncio.StreamWriter) -> bool:
+    """The plain feed labelled with ``?encoding=...`` (e.g. gzip, br)."""
+    headers = {"Content-Type": "application/rss+xml", "Content-Encoding": req.query["encoding"]}
     return await server.send(writer, 200, headers, FEED)
 
 
@@ -295,6 +335,16 @@ async def _stall(server: LocalHTTPServer, req: _Request, writer: asyncio.StreamW
     return False
 
 
+async def _broken(server: LocalHTTPServer, req: _Request, writer: asyncio.StreamWriter) -> bool:
+    """``/garbage``: not HTTP at all; ``/truncated``: the body ends early and the socket closes."""
+    if req.path == "/garbage":
+        writer.write(b"HELLO THERE\r\n\r\n")
+    else:
+        writer.write(_head(200, {"Content-Length": "1000"}) + FEED[:100])
+    await writer.drain()
+    return False
+
+
 async def _declared(server: LocalHTTPServer, req: _Request, writer: asyncio.StreamWriter) -> bool:
     """Declare a huge Content-Length, then send nothing: only an early refusal ends quickly."""
     headers = {"Content-Type": "application/rss+xml", "Content-Length": req.query["length"]}
@@ -334,6 +384,21 @@ async def _stream(server: LocalHTTPServer, req: _Request, writer: asyncio.Stream
     finally:
         server.finished(req.path).set()
     return True
+
+
+async def _drip(server: LocalHTTPServer, req: _Request, writer: asyncio.StreamWriter) -> bool:
+    """A chunked body of one byte every ``interval`` seconds, forever: no single read stalls."""
+    interval = float(req.query.get("interval", "0.05"))
+    writer.write(_head(200, {"Transfer-Encoding": "chunked"}))
+    try:
+        while True:
+            writer.write(b"1\r\n \r\n")
+            await writer.drain()
+            await asyncio.sleep(interval)
+    except ConnectionError as exc:
+        raise _Closed from exc
+    finally:
+        server.finished(req.path).set()
 
 
 async def _slow(server: LocalHTTPServer, req: _Request, writer: asyncio.StreamWriter) -> bool:
@@ -380,8 +445,12 @@ _ROUTES: dict[str, Handler] = {
     "/status": _status,
     "/stall": _stall,
     "/declared": _declared,
+    "/garbage": _broken,
+    "/truncated": _broken,
     "/endless": _stream,
     "/big": _stream,
     "/slow": _slow,
+    "/drip": _drip,
+    "/mislabeled": _mislabeled,
     "/busy-until": _date,
 }

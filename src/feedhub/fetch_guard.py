@@ -1,4 +1,6 @@
-"""The address guard: feeds may only be fetched from public addresses unless the operator allows.
+"""What keeps a fetch safe and bounded: the address guard, the capped decoder, the slots.
+
+The address guard: feeds may only be fetched from public addresses unless the operator allows.
 
 A feed URL is operator- or publisher-controlled input (redirects included), so without a guard a
 feed could make the server read its own admin ports or the cloud metadata endpoint. The check
@@ -18,16 +20,23 @@ reused only for the same scheme, host and port, and were checked when they were 
 httpx has no public hook for the network backend, so ``GuardedTransport`` replaces the pool of an
 ``httpx.AsyncHTTPTransport`` (the ``_pool`` attribute, stable across httpx 0.2x; the pin in
 pyproject keeps it so, and the tests fail if the guard is bypassed).
+
+``CappedDecoder`` undoes gzip/deflate with ``zlib``'s ``max_length``, so a small compressed body
+cannot expand past the cap in memory before the cap is checked. ``Slots`` are the global and
+per-host semaphores.
 """
 
 from __future__ import annotations
 
 import asyncio
 import fnmatch
+import functools
 import ipaddress
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 
 import httpcore
 import httpx
@@ -44,8 +53,11 @@ class AddressBlocked(Exception):
     def __init__(self, host: str, addresses: Sequence[str]) -> None:
         self.host = host
         self.addresses = tuple(addresses)
-        shown = ", ".join(self.addresses) or "no address"
-        super().__init__(f"{host} resolves to {shown}, which is not a public address")
+        if parse_ip(host) is not None:
+            message = f"{host} is not a public address"
+        else:
+            message = f"{host} resolves to {', '.join(self.addresses)}: no public address"
+        super().__init__(f"{message} (allow it with fetch.allowlist)")
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -144,7 +156,7 @@ class AddressGuard:
         literal = parse_ip(host)
         if literal is not None:
             if not self.policy.address_allowed(literal):
-                raise AddressBlocked(host, [str(literal)])
+                raise AddressBlocked(host, [_shown(literal)])
             return [_connectable(literal)]
         try:
             async with asyncio.timeout(timeout):
@@ -160,8 +172,15 @@ class AddressGuard:
             return [_connectable(ip) for ip in ips]
         allowed = [_connectable(ip) for ip in ips if self.policy.address_allowed(ip)]
         if not allowed:
-            raise AddressBlocked(host, [str(ip) for ip in ips])
+            raise AddressBlocked(host, [_shown(ip) for ip in ips])
         return allowed
+
+
+def _shown(ip: IPAddress) -> str:
+    """``::ffff:10.1.2.3`` rather than Python's ``::ffff:a01:203``."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return f"::ffff:{ip.ipv4_mapped}"
+    return str(ip)
 
 
 def _connectable(ip: IPAddress) -> str:
@@ -187,13 +206,13 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         addresses = await self._guard.addresses(host, port, timeout)
-        failure: httpcore.ConnectError | None = None
-        for address in addresses:
+        failure: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        for address in addresses:  # in order, each with the full connect timeout
             try:
                 return await self._inner.connect_tcp(
                     address, port, timeout, local_address, socket_options
                 )
-            except httpcore.ConnectError as exc:
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
         assert failure is not None
         raise failure
@@ -208,6 +227,12 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+@functools.cache
+def _default_ssl_context() -> ssl.SSLContext:
+    """Loading the CA bundle takes tens of milliseconds; every transport can share the result."""
+    return httpx.create_ssl_context(trust_env=False)
 
 
 class GuardedTransport(httpx.AsyncHTTPTransport):
@@ -225,7 +250,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         limits: httpx.Limits,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        context = ssl_context or httpx.create_ssl_context(trust_env=False)
+        context = ssl_context or _default_ssl_context()
         super().__init__(verify=context, trust_env=False, limits=limits)
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=context,
@@ -234,3 +259,85 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=GuardedBackend(guard),
         )
+
+
+class BodyOverCap(Exception):
+    """The decoded body passed the cap."""
+
+
+class UnsupportedEncoding(Exception):
+    """A Content-Encoding we did not ask for and cannot decode."""
+
+
+class CappedDecoder:
+    """Content-Encoding decoding that never produces more than ``cap`` bytes.
+
+    ``deflate`` is meant to be zlib-wrapped but some servers send a bare deflate stream; like
+    browsers (and httpx), fall back to that when the zlib header is missing.
+    """
+
+    def __init__(self, encoding: str, cap: int) -> None:
+        codings = [c.strip().lower() for c in encoding.split(",")]
+        codings = [c for c in codings if c and c != "identity"]
+        if len(codings) > 1 or (codings and codings[0] not in ("gzip", "x-gzip", "deflate")):
+            raise UnsupportedEncoding(f"unsupported Content-Encoding {encoding!r}")
+        self._coding = codings[0] if codings else None
+        self._zlib: zlib._Decompress | None = None
+        if self._coding in ("gzip", "x-gzip"):
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        elif self._coding == "deflate":
+            self._zlib = zlib.decompressobj()
+        self._fresh = True
+        self._cap = cap
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._zlib is None:
+            self._add(data)
+            return
+        try:
+            out = self._zlib.decompress(data, self._cap - self._size + 1)
+        except zlib.error:
+            if not (self._fresh and self._coding == "deflate"):
+                raise
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            out = self._zlib.decompress(data, self._cap - self._size + 1)
+        self._fresh = False
+        self._add(out)
+
+    def finish(self) -> bytes:
+        if self._zlib is not None:
+            self._add(self._zlib.flush())
+        return b"".join(self._parts)
+
+    def _add(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._cap:
+            raise BodyOverCap
+        if data:
+            self._parts.append(data)
+
+
+class Slots:
+    """A global semaphore plus one per host name, created on demand and dropped when idle."""
+
+    def __init__(self, total: int, per_host: int) -> None:
+        self._global = asyncio.Semaphore(total)
+        self._per_host = per_host
+        self._hosts: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @asynccontextmanager
+    async def hold(self, host: str) -> AsyncIterator[None]:
+        entry = self._hosts.get(host)
+        if entry is None:
+            entry = self._hosts[host] = (asyncio.Semaphore(self._per_host), [0])
+        semaphore, users = entry
+        users[0] += 1
+        try:
+            async with semaphore, self._global:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._hosts[host]
