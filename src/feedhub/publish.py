@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 from feedhub.models import FeedEntry, FeedMeta, SourceCredit, StoredItem
 from feedhub.settings import Section, Settings, Source
@@ -137,7 +137,7 @@ def feed_meta(settings: Settings, scope: FeedScope, updated: datetime) -> FeedMe
         description=scope.description,
         language=settings.site.language,
         home_url=base,
-        self_url=urljoin(base, scope.path),
+        self_url=urljoin(base, quote(scope.path)),
         updated=updated,
         ttl_minutes=max(1, int(settings.schedule.default_interval // 60)),
     )

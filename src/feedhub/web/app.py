@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urljoin
+from urllib.parse import parse_qs, quote, urljoin
 
 from feedhub.core.render import OpmlOutline, render_opml
 from feedhub.errors import StorageError
@@ -318,7 +318,7 @@ def site_opml(settings: Settings, now: datetime) -> bytes:
             OpmlOutline(
                 text=scope.title,
                 title=scope.title,
-                xml_url=urljoin(base, scope.path + ".xml"),
+                xml_url=urljoin(base, quote(scope.path) + ".xml"),
                 html_url=base,
             )
         )
