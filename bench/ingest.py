@@ -25,8 +25,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import feedparser
-from feedhub.core.parse import parse_feed
 
+from feedhub.core.parse import parse_feed
 from feedhub.core.schedule import after_fetched
 from feedhub.errors import ParseError
 from feedhub.models import FetchLogEntry, SourceSpec, SourceState
