@@ -29,9 +29,9 @@ import jsonschema
 import pytest
 from lxml import etree
 
-from feedhub.models import StoredItem
+from feedhub.models import StoredItem, item_key
 from feedhub.pipeline import poll_sources
-from feedhub.publish import all_scopes, item_guid, item_key
+from feedhub.publish import all_scopes, item_guid
 from feedhub.settings import Settings
 from feedhub.storage import open_storage
 from tests.support_feedserver import FeedServer, Route

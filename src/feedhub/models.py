@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+
+
+def item_key(source_id: str, entry_id: str) -> str:
+    """Public id of an item: derived from its identity alone, so it never changes or repeats."""
+    return hashlib.sha1(f"{source_id}\n{entry_id}".encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +34,10 @@ class Item:
     updated: datetime | None
     categories: tuple[str, ...]
     content_hash: str
+
+    @property
+    def key(self) -> str:
+        return item_key(self.source_id, self.entry_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +187,72 @@ class FeedMeta:
     updated: datetime
     ttl_minutes: int = 30
     generator: str = "feedhub"
+
+
+# --- stories ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoryLink:
+    """Why an item is in its story: what it matched and how closely (None for a founder)."""
+
+    reason: str | None = None  # "same-url" | "near-duplicate" | None (started the story)
+    matched_key: str | None = None
+    score: float | None = None
+    title_similarity: float | None = None
+    text_similarity: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoryAssignment:
+    """The clusterer's verdict for one stored item, for ``Storage.assign_stories``."""
+
+    item_pk: int
+    story_id: str
+    new_story: bool  # True: the item founds the story (its id is the item's key)
+    fingerprint: bytes
+    link: StoryLink
+    published: datetime  # the founder's published time: the story's, forever
+
+
+@dataclass(frozen=True, slots=True)
+class PendingItem:
+    pk: int
+    stored: StoredItem
+
+
+@dataclass(frozen=True, slots=True)
+class WindowEntry:
+    """A recent item as the clusterer's index needs it."""
+
+    pk: int
+    key: str
+    source_id: str
+    story_id: str
+    fingerprint: bytes
+    published: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoryMember:
+    stored: StoredItem
+    link: StoryLink
+
+    @property
+    def key(self) -> str:
+        return self.stored.item.key
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """A story as stored: fixed id and published time, members in the order they joined."""
+
+    id: str
+    published: datetime
+    created_at: datetime
+    updated_at: datetime
+    members: tuple[StoryMember, ...]
+
+    @property
+    def source_ids(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m.stored.item.source_id for m in self.members))

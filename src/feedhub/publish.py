@@ -8,7 +8,6 @@ entry id) only, so they never change once published, whatever happens to the dat
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,11 +19,6 @@ from feedhub.settings import Section, Settings, Source
 
 FeedKind = Literal["all", "section", "source", "region"]
 FORMATS = {"xml": "rss", "atom": "atom", "json": "json"}
-
-
-def item_key(source_id: str, entry_id: str) -> str:
-    """Stable public id of an item: never reused, independent of database row ids."""
-    return hashlib.sha1(f"{source_id}\n{entry_id}".encode()).hexdigest()[:20]
 
 
 def item_guid(key: str) -> str:
@@ -145,7 +139,7 @@ def feed_meta(settings: Settings, scope: FeedScope, updated: datetime) -> FeedMe
 
 def to_entry(stored: StoredItem, source: Source | None, sections: dict[str, Section]) -> FeedEntry:
     item = stored.item
-    key = item_key(item.source_id, item.entry_id)
+    key = item.key
     section = sections.get(source.section) if source and source.section else None
     credit = SourceCredit(item.source_id, source.name if source else item.source_id, item.link)
     return FeedEntry(

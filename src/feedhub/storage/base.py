@@ -12,7 +12,18 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from feedhub.models import FetchLogEntry, Item, SourceSpec, SourceState, StoredItem, StoreOutcome
+from feedhub.models import (
+    FetchLogEntry,
+    Item,
+    PendingItem,
+    SourceSpec,
+    SourceState,
+    StoredItem,
+    StoreOutcome,
+    Story,
+    StoryAssignment,
+    WindowEntry,
+)
 
 
 class Storage(Protocol):
@@ -89,7 +100,39 @@ class Storage(Protocol):
         """
 
     def data_version(self) -> str:
-        """Changes whenever an item is added or changed: the feed caches' validity token."""
+        """Changes whenever an item is added or changed or a story gains a member: the feed
+        caches' validity token."""
+
+    # -- stories ----------------------------------------------------------------------------
+
+    def pending_items(self, limit: int = 500) -> list[PendingItem]:
+        """Items not yet in a story, oldest first."""
+
+    def window_entries(self, after_pk: int, since: datetime) -> list[WindowEntry]:
+        """Clustered items with pk > ``after_pk`` first seen since ``since`` (the index's
+        window), in pk order."""
+
+    def assign_stories(self, assignments: Sequence[StoryAssignment], now: datetime) -> int:
+        """Put items into stories, in one transaction; return how many were assigned.
+
+        A new story takes the founder's key as id and its published time, for good. An item
+        that is already in a story (another clusterer got there first) is left alone.
+        """
+
+    def list_stories(
+        self,
+        source_ids: Collection[str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        min_members: int = 1,
+        by_update: bool = False,
+    ) -> list[Story]:
+        """Stories newest first (by their fixed published time, or by last join), with every
+        member; with ``source_ids``, those that any of these sources carried."""
+
+    def get_story(self, ident: str) -> Story | None:
+        """A story by its id or by the key of any of its items."""
 
     def fetch_outcomes(self) -> dict[tuple[str, str], int]:
         """Fetch-log counts per (source id, "ok" | "not_modified" | "error")."""

@@ -45,6 +45,7 @@ _INSERT_COLUMNS = (
     "content_hash",
     "first_seen",
     "last_changed",
+    "item_key",
 )
 
 
@@ -90,6 +91,7 @@ class ItemInsert:
                 "content_hash": item.content_hash,
                 "first_seen": stamp,
                 "last_changed": stamp,
+                "item_key": item.key,
             }
             for item in new
         ]

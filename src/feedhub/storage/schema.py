@@ -23,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -143,10 +144,32 @@ items = Table(
     Column("content_hash", Text, nullable=False),
     Column("first_seen", UTCDateTime, nullable=False),
     Column("last_changed", UTCDateTime, nullable=False),
+    # stories (0002): the public key, the story the item joined and why
+    Column("item_key", Text, nullable=False),
+    Column("story_id", Text),
+    Column("fingerprint", LargeBinary),
+    Column("match_reason", Text),
+    Column("match_key", Text),
+    Column("match_score", Float),
+    Column("match_title_sim", Float),
+    Column("match_text_sim", Float),
     UniqueConstraint("source_id", "entry_id"),
     Index("ix_items_newest", "published", "first_seen", "pk"),
     Index("ix_items_source_newest", "source_id", "published", "first_seen", "pk"),
     Index("ix_items_last_changed", "last_changed"),  # data_version() for the feed caches
+    Index("ix_items_item_key", "item_key", unique=True),
+    Index("ix_items_story_id", "story_id"),
+)
+
+stories = Table(
+    "stories",
+    metadata,
+    Column("id", Text, primary_key=True),  # the founding item's key
+    Column("published", UTCDateTime, nullable=False),  # the founder's: never changes
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),  # last member joined
+    Column("member_count", Integer, nullable=False, server_default=text("1")),
+    Index("ix_stories_published", "published", "id"),
 )
 
 fetch_log = Table(

@@ -34,7 +34,19 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 
 from feedhub.errors import StorageError
-from feedhub.models import FetchLogEntry, Item, SourceSpec, SourceState, StoredItem, StoreOutcome
+from feedhub.models import (
+    FetchLogEntry,
+    Item,
+    PendingItem,
+    SourceSpec,
+    SourceState,
+    StoredItem,
+    StoreOutcome,
+    Story,
+    StoryAssignment,
+    WindowEntry,
+)
+from feedhub.storage import stories as story_queries
 from feedhub.storage.engine import begin_write, mask
 from feedhub.storage.migrations import SCHEMA_HEAD
 from feedhub.storage.rows import (
@@ -47,7 +59,7 @@ from feedhub.storage.rows import (
     state_from_row,
     stored_item,
 )
-from feedhub.storage.schema import UTCDateTime, fetch_log, items, sources
+from feedhub.storage.schema import UTCDateTime, fetch_log, items, sources, stories
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Advisory lock keys (any constants) that serialize migrate() and sync_sources() across
@@ -346,7 +358,39 @@ class SqlStorage:
     def data_version(self) -> str:
         with self._read("data_version") as conn:
             row = conn.execute(_DATA_VERSION).one()
-        return f"{row[0]}|{row[1].isoformat() if row[1] else ''}"
+        return "|".join(str(value) for value in row)
+
+    # -- stories ----------------------------------------------------------------------------
+
+    def pending_items(self, limit: int = 500) -> list[PendingItem]:
+        with self._read("pending_items") as conn:
+            return story_queries.pending(conn, limit)
+
+    def window_entries(self, after_pk: int, since: datetime) -> list[WindowEntry]:
+        with self._read("window_entries") as conn:
+            return story_queries.window(conn, after_pk, since)
+
+    def assign_stories(self, assignments: Sequence[StoryAssignment], now: datetime) -> int:
+        with self._write("assign_stories") as conn:
+            return story_queries.assign(conn, assignments, now)
+
+    def list_stories(
+        self,
+        source_ids: Collection[str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        *,
+        min_members: int = 1,
+        by_update: bool = False,
+    ) -> list[Story]:
+        with self._read("list_stories") as conn:
+            return story_queries.list_stories(
+                conn, source_ids, limit, offset, min_members=min_members, by_update=by_update
+            )
+
+    def get_story(self, ident: str) -> Story | None:
+        with self._read("get_story") as conn:
+            return story_queries.get_story(conn, ident)
 
     def fetch_outcomes(self) -> dict[tuple[str, str], int]:
         with self._read("fetch_outcomes") as conn:
@@ -381,6 +425,7 @@ class SqlStorage:
 _DATA_VERSION = select(
     select(func.max(items.c.pk)).scalar_subquery(),
     select(func.max(items.c.last_changed)).scalar_subquery(),
+    select(func.max(stories.c.updated_at)).scalar_subquery(),
 )
 _OUTCOME = case(
     (fetch_log.c.error.is_not(None), "error"),

@@ -1,0 +1,171 @@
+"""Story queries: pending items, the clusterer's window, assignments, and stories for feeds.
+
+Plain functions over a Connection; ``SqlStorage`` wraps each in its transaction and error guard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, bindparam, exists, func, select, update
+
+from feedhub.models import (
+    PendingItem,
+    Story,
+    StoryAssignment,
+    StoryLink,
+    StoryMember,
+    WindowEntry,
+)
+from feedhub.storage.rows import stored_item
+from feedhub.storage.schema import UTCDateTime, items, stories
+
+_ASSIGN = (
+    update(items)
+    .where(items.c.pk == bindparam("p_pk"), items.c.story_id.is_(None))
+    .values(
+        story_id=bindparam("p_story"),
+        fingerprint=bindparam("p_fingerprint"),
+        match_reason=bindparam("p_reason"),
+        match_key=bindparam("p_key"),
+        match_score=bindparam("p_score"),
+        match_title_sim=bindparam("p_title"),
+        match_text_sim=bindparam("p_text"),
+    )
+)
+_JOINED = (
+    update(stories)
+    .where(stories.c.id == bindparam("p_story"))
+    .values(
+        member_count=stories.c.member_count + 1,
+        updated_at=bindparam("p_now", type_=UTCDateTime),
+    )
+)
+
+
+def pending(conn: Connection, limit: int) -> list[PendingItem]:
+    stmt = select(items).where(items.c.story_id.is_(None)).order_by(items.c.pk).limit(limit)
+    return [PendingItem(row.pk, stored_item(row)) for row in conn.execute(stmt)]
+
+
+def window(conn: Connection, after_pk: int, since: datetime) -> list[WindowEntry]:
+    stmt = (
+        select(
+            items.c.pk,
+            items.c.item_key,
+            items.c.source_id,
+            items.c.story_id,
+            items.c.fingerprint,
+            items.c.first_seen,
+        )
+        .where(
+            items.c.pk > after_pk,
+            items.c.first_seen >= since,
+            items.c.story_id.is_not(None),
+            items.c.fingerprint.is_not(None),
+        )
+        .order_by(items.c.pk)
+    )
+    return [
+        WindowEntry(r.pk, r.item_key, r.source_id, r.story_id, bytes(r.fingerprint), r.first_seen)
+        for r in conn.execute(stmt)
+    ]
+
+
+def assign(conn: Connection, assignments: Sequence[StoryAssignment], now: datetime) -> int:
+    """Apply verdicts; an item another clusterer assigned meanwhile is left as it is."""
+    done = 0
+    for a in assignments:
+        if a.new_story:
+            conn.execute(
+                stories.insert().values(
+                    id=a.story_id,
+                    published=a.published,
+                    created_at=now,
+                    updated_at=now,
+                    member_count=0,
+                )
+            )
+        changed = conn.execute(
+            _ASSIGN,
+            {
+                "p_pk": a.item_pk,
+                "p_story": a.story_id,
+                "p_fingerprint": a.fingerprint,
+                "p_reason": a.link.reason,
+                "p_key": a.link.matched_key,
+                "p_score": a.link.score,
+                "p_title": a.link.title_similarity,
+                "p_text": a.link.text_similarity,
+            },
+        ).rowcount
+        if changed:
+            conn.execute(_JOINED, {"p_story": a.story_id, "p_now": now})
+            done += 1
+    return done
+
+
+def _link(row: Row[Any]) -> StoryLink:
+    return StoryLink(
+        row.match_reason, row.match_key, row.match_score, row.match_title_sim, row.match_text_sim
+    )
+
+
+def _load(conn: Connection, story_rows: Sequence[Row[Any]]) -> list[Story]:
+    ids = [row.id for row in story_rows]
+    if not ids:
+        return []
+    members: dict[str, list[StoryMember]] = {sid: [] for sid in ids}
+    stmt = select(items).where(items.c.story_id.in_(ids)).order_by(items.c.first_seen, items.c.pk)
+    for row in conn.execute(stmt):
+        members[row.story_id].append(StoryMember(stored_item(row), _link(row)))
+    return [
+        Story(r.id, r.published, r.created_at, r.updated_at, tuple(members[r.id]))
+        for r in story_rows
+        if members[r.id]
+    ]
+
+
+def list_stories(
+    conn: Connection,
+    source_ids: Collection[str] | None,
+    limit: int,
+    offset: int = 0,
+    *,
+    min_members: int = 1,
+    by_update: bool = False,
+) -> list[Story]:
+    stmt = select(stories)
+    if source_ids is not None:
+        if not source_ids:
+            return []
+        carried = exists().where(
+            and_(items.c.story_id == stories.c.id, items.c.source_id.in_(list(source_ids)))
+        )
+        stmt = stmt.where(carried)
+    if min_members > 1:
+        stmt = stmt.where(stories.c.member_count >= min_members)
+    order = stories.c.updated_at if by_update else stories.c.published
+    stmt = stmt.order_by(order.desc(), stories.c.id.desc()).limit(limit).offset(offset)
+    return _load(conn, conn.execute(stmt).all())
+
+
+def get_story(conn: Connection, ident: str) -> Story | None:
+    """By story id, or by the key of any member item."""
+    row = conn.execute(select(stories).where(stories.c.id == ident)).first()
+    if row is None:
+        story_id = conn.execute(
+            select(items.c.story_id).where(items.c.item_key == ident)
+        ).scalar_one_or_none()
+        if story_id is None:
+            return None
+        row = conn.execute(select(stories).where(stories.c.id == story_id)).first()
+    found = _load(conn, [row]) if row is not None else []
+    return found[0] if found else None
+
+
+def latest_story_change(conn: Connection) -> datetime | None:
+    value: datetime | None = conn.execute(select(func.max(stories.c.updated_at))).scalar_one()
+    return value
