@@ -28,6 +28,7 @@ from feedhub.fetch import Fetcher
 from feedhub.models import FetchLogEntry, FetchResult, ParsedFeed, SourceSpec, SourceState
 from feedhub.settings import Settings, Source
 from feedhub.storage.base import Storage
+from feedhub.stories import Clusterer
 
 log = logging.getLogger("feedhub.poll")
 T = TypeVar("T")
@@ -58,6 +59,7 @@ class PollReport:
     results: list[PollResult] = field(default_factory=list)
     elapsed: float = 0.0
     busy: int = 0  # sources skipped because another poller holds them
+    clustered: int = 0  # items placed into stories after the polls
 
     @property
     def new_items(self) -> int:
@@ -95,10 +97,12 @@ class Poller:
         *,
         clock: Clock = utcnow,
         rng: random.Random | None = None,
+        clusterer: Clusterer | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.fetcher = fetcher
+        self.clusterer = clusterer
         self.clock = clock
         self.rng = rng or random.Random()
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="feedhub-store")
@@ -161,8 +165,19 @@ class Poller:
                 raise
         if ignore_schedule:
             report.busy = len(wanted - seen)
+        report.clustered = await self.cluster()
         report.elapsed = time.monotonic() - started
         return report
+
+    async def cluster(self) -> int:
+        """Put new items into stories (in the storage thread, after the writes)."""
+        if self.clusterer is None:
+            return 0
+        try:
+            return await self._store_call(self.clusterer.run, self.clock())
+        except StorageError as exc:
+            log.error("clustering failed", extra={"error": str(exc)})
+            return 0
 
     async def _claim(
         self, ids: set[str], limit: int, lease: timedelta, ignore_schedule: bool
@@ -335,7 +350,8 @@ async def poll_sources(
     """Sync the configured sources into storage, then poll them once (the CLI's ``poll``)."""
     storage.sync_sources(source_specs(settings), clock())
     async with Fetcher(settings.fetch, user_agent=default_user_agent(settings)) as fetcher:
-        poller = Poller(settings, storage, fetcher, clock=clock)
+        clusterer = Clusterer(storage, settings)
+        poller = Poller(settings, storage, fetcher, clock=clock, clusterer=clusterer)
         try:
             return await poller.poll(
                 source_ids=source_ids,

@@ -9,12 +9,12 @@ entry id) only, so they never change once published, whatever happens to the dat
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 from urllib.parse import quote, urljoin
 
-from feedhub.models import FeedEntry, FeedMeta, SourceCredit, StoredItem
+from feedhub.models import FeedEntry, FeedMeta, SourceCredit, StoredItem, Story, StoryMember
 from feedhub.settings import Section, Settings, Source
 
 FeedKind = Literal["all", "section", "source", "region"]
@@ -169,3 +169,54 @@ def to_entries(settings: Settings, stored: Sequence[StoredItem]) -> list[FeedEnt
     sources = {s.id: s for s in settings.sources}
     sections = {s.id: s for s in settings.sections}
     return [to_entry(s, sources.get(s.item.source_id), sections) for s in stored]
+
+
+def primary_member(story: Story, sources: dict[str, Source]) -> StoryMember:
+    """The member a story is shown as: the highest ``priority`` source's item, then the
+    earliest published, then the first to arrive (documented in the README)."""
+
+    def rank(indexed: tuple[int, StoryMember]) -> tuple[int, datetime, int]:
+        order, member = indexed
+        source = sources.get(member.stored.item.source_id)
+        return (-(source.priority if source else 0), member.stored.published, order)
+
+    return min(enumerate(story.members), key=rank)[1]
+
+
+def story_entry(story: Story, settings: Settings) -> FeedEntry:
+    """One entry per story: the primary item's text, every outlet credited, the GUID and
+    published time fixed when the story was first published (a late repost changes neither)."""
+    sources = {s.id: s for s in settings.sources}
+    sections = {s.id: s for s in settings.sections}
+    # A source removed from the config is no longer credited, unless nothing else is left.
+    kept = tuple(m for m in story.members if m.stored.item.source_id in sources)
+    if kept and len(kept) != len(story.members):
+        story = replace(story, members=kept)
+    primary = primary_member(story, sources)
+    base = to_entry(primary.stored, sources.get(primary.stored.item.source_id), sections)
+    others = sorted(
+        (m for m in story.members if m is not primary), key=lambda m: m.stored.published
+    )
+    credits = [base.sources[0]]
+    seen = {primary.stored.item.source_id}
+    for member in others:
+        sid = member.stored.item.source_id
+        if sid in seen:
+            continue
+        seen.add(sid)
+        source = sources.get(sid)
+        credits.append(SourceCredit(sid, source.name if source else sid, member.stored.item.link))
+    return FeedEntry(
+        id=story.id,
+        guid=item_guid(story.id),  # the founder's item GUID: the same entry before and after
+        title=base.title,
+        link=base.link,
+        published=story.published,
+        updated=max(max(entry_updated(m.stored) for m in story.members), story.published),
+        content_html=base.content_html,
+        summary_html=base.summary_html,
+        author=base.author,
+        section_id=base.section_id,
+        section_title=base.section_title,
+        sources=tuple(credits),
+    )

@@ -25,6 +25,7 @@ from feedhub.fetch import Fetcher
 from feedhub.pipeline import Poller, source_specs
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
+from feedhub.stories import Clusterer
 
 log = logging.getLogger("feedhub.worker")
 
@@ -47,7 +48,8 @@ class Worker:
         self.on_new_items = on_new_items
         settings = self.watcher.settings
         self.fetcher = Fetcher(settings.fetch, user_agent=default_user_agent(settings))
-        self.poller = Poller(settings, storage, self.fetcher)
+        self.clusterer = Clusterer(storage, settings)
+        self.poller = Poller(settings, storage, self.fetcher, clusterer=self.clusterer)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self.last_tick_at: datetime | None = None
         self.last_tick_error: str | None = None
@@ -120,7 +122,8 @@ class Worker:
             log.error("tick failed", extra={"error": str(exc)})
             return
         self.last_tick_error = None
-        if (report.new_items or report.updated_items) and self.on_new_items is not None:
+        changed = report.new_items or report.updated_items or report.clustered
+        if changed and self.on_new_items is not None:
             self.on_new_items()
         if report.results:
             log.info(
@@ -159,6 +162,7 @@ class Worker:
             self.poller.fetcher = self.fetcher
             asyncio.get_running_loop().create_task(self._close_later(old_fetcher))
         self.poller.settings = new
+        self.clusterer.apply(new)
         self.storage.sync_sources(source_specs(new), datetime.now(UTC))
         if new.schedule.tick != old.schedule.tick and self.scheduler.running:
             self.scheduler.reschedule_job("tick", trigger="interval", seconds=new.schedule.tick)

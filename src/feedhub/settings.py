@@ -163,6 +163,32 @@ class WebSettings(_Model):
     )
 
 
+class StorySettings(_Model):
+    """When items from different sources count as one story (see README, "Stories")."""
+
+    window: Duration = Field(
+        default=3 * 86400.0, description="Items further apart in published time never merge."
+    )
+    text_threshold: float = Field(
+        default=0.5, ge=0, le=1, description="Text overlap (Jaccard) that merges with like titles."
+    )
+    text_alone_threshold: float = Field(
+        default=0.9, ge=0, le=1, description="Text overlap that merges whatever the titles say."
+    )
+    title_threshold: float = Field(
+        default=0.8, ge=0, le=1, description="Title similarity that, with some text, merges."
+    )
+    same_source_threshold: float = Field(
+        default=0.9, ge=0, le=1, description="Text overlap needed between one source's items."
+    )
+    fact_conflict_ratio: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Share of numbers/dates/places one side lacks that keeps two items apart.",
+    )
+
+
 class Section(_Model):
     id: Ident
     title: str
@@ -200,6 +226,11 @@ class Source(_Model):
     timezone: str | None = Field(
         default=None, description="Zone for this feed's zone-less times; default: the site's."
     )
+    priority: int = Field(
+        default=0,
+        description="Higher wins: the primary item of a story comes from the highest-priority "
+        "source that carried it (ties: the earliest published).",
+    )
     enabled: bool = True
 
 
@@ -209,5 +240,6 @@ class Settings(_Model):
     fetch: FetchSettings = FetchSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     web: WebSettings = WebSettings()
+    stories: StorySettings = StorySettings()
     sections: tuple[Section, ...] = ()
     sources: tuple[Source, ...] = ()

@@ -19,7 +19,7 @@ from email.utils import format_datetime
 
 from feedhub.core.render import render_atom, render_json, render_rss
 from feedhub.models import FeedEntry, FeedMeta
-from feedhub.publish import FeedScope, feed_meta, to_entries
+from feedhub.publish import FeedScope, feed_meta, story_entry, to_entries
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
 
@@ -127,8 +127,17 @@ def render_scope(
     settings: Settings, storage: Storage, scope: FeedScope, fmt: str, limit: int
 ) -> tuple[bytes, datetime]:
     """One feed document and the time of its newest change (what Last-Modified says)."""
-    stored = storage.list_items(source_ids=scope.source_ids, limit=limit)
-    entries = to_entries(settings, stored)
+    if scope.kind == "source":  # a source's own feed: its items, cleaned
+        stored = storage.list_items(source_ids=scope.source_ids, limit=limit)
+        entries = to_entries(settings, stored)
+        changes = [s.last_changed for s in stored]
+    else:  # merged feeds: one entry per story
+        found = storage.list_stories(None if scope.kind == "all" else scope.source_ids, limit=limit)
+        entries = [story_entry(story, settings) for story in found]
+        changes = [
+            max(story.updated_at, *(m.stored.last_changed for m in story.members))
+            for story in found
+        ]
     # The document changes when an item lands or changes, whatever dates the items carry.
-    updated = max((s.last_changed for s in stored), default=datetime(2000, 1, 1, tzinfo=UTC))
+    updated = max(changes, default=datetime(2000, 1, 1, tzinfo=UTC))
     return RENDERERS[fmt](feed_meta(settings, scope, updated), entries), updated

@@ -1,0 +1,123 @@
+"""Putting stored items into stories, in the worker, with the database as the truth.
+
+Every item gets a story exactly once. The clusterer keeps an in-memory index of the recent
+items (the deduplication window), fed from the database by primary key, so items another worker
+clustered are seen too; a restart rebuilds it from the stored fingerprints. Items not yet in a
+story (``story_id`` NULL) are the work queue: a crash between storing an item and clustering it
+only delays it to the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from feedhub.core.similarity import DedupeSettings, Doc, Fingerprint, fingerprint
+from feedhub.core.story_index import StoryIndex
+from feedhub.models import StoryAssignment, StoryLink
+from feedhub.settings import Settings, StorySettings
+from feedhub.storage.base import Storage
+
+log = logging.getLogger("feedhub.stories")
+
+BATCH = 500
+LOAD_SLACK = timedelta(days=1)  # items first seen a little before the window may still match
+
+
+def dedupe_settings(stories: StorySettings) -> DedupeSettings:
+    return DedupeSettings(
+        window_seconds=stories.window,
+        text_threshold=stories.text_threshold,
+        text_alone_threshold=stories.text_alone_threshold,
+        title_threshold=stories.title_threshold,
+        same_source_threshold=stories.same_source_threshold,
+        fact_conflict_ratio=stories.fact_conflict_ratio,
+    )
+
+
+class Clusterer:
+    def __init__(self, storage: Storage, settings: Settings) -> None:
+        self.storage = storage
+        self.apply(settings)
+
+    def apply(self, settings: Settings) -> None:
+        """Take (new) story settings; a new fingerprint scheme means a fresh index."""
+        dedupe = dedupe_settings(settings.stories)
+        current = getattr(self, "dedupe", None)
+        self.dedupe = dedupe
+        if current is None or current.scheme != dedupe.scheme or current != dedupe:
+            self.index = StoryIndex(dedupe)
+            self.last_pk = 0
+            self._newest = 0.0
+
+    def _load(self, now: datetime) -> None:
+        since = now - timedelta(seconds=self.dedupe.window_seconds) - LOAD_SLACK
+        entries = self.storage.window_entries(self.last_pk, since)
+        fresh = []
+        for entry in entries:
+            self.last_pk = max(self.last_pk, entry.pk)
+            if entry.key in self.index:
+                continue
+            try:
+                fp = Fingerprint.from_bytes(entry.fingerprint)
+            except ValueError:
+                continue  # an older fingerprint version: that item no longer matches
+            if fp.scheme != self.dedupe.scheme:
+                continue
+            fresh.append((entry.key, entry.story_id, fp, entry.published))
+        if fresh:
+            self.index.add_many(fresh)
+
+    def run(self, now: datetime) -> int:
+        """Cluster every item waiting for a story; return how many were placed."""
+        self._load(now)
+        placed = 0
+        while True:
+            pending = self.storage.pending_items(BATCH)
+            if not pending:
+                break
+            assignments = []
+            for p in pending:
+                item, published = p.stored.item, p.stored.published
+                doc = Doc(
+                    key=item.key,
+                    source_id=item.source_id,
+                    title=item.title,
+                    text=item.content or item.summary or "",
+                    link=item.link,
+                    published=published,
+                )
+                fp = fingerprint(doc, self.dedupe)
+                match = self.index.match(fp, published)
+                if match is None:
+                    story_id, link, new = item.key, StoryLink(), True
+                else:
+                    story_id, new = match.story_id, False
+                    link = StoryLink(
+                        match.reason,
+                        match.key,
+                        round(match.score, 4),
+                        round(match.title_similarity, 4),
+                        round(match.text_similarity, 4),
+                    )
+                self.index.add(item.key, story_id, fp, published)
+                self._newest = max(self._newest, published.timestamp())
+                assignments.append(
+                    StoryAssignment(p.pk, story_id, new, fp.to_bytes(), link, published)
+                )
+            placed += self.storage.assign_stories(assignments, now)
+            self.last_pk = max(self.last_pk, pending[-1].pk)
+        self._evict(now)
+        if placed:
+            log.info("clustered", extra={"items": placed, "window": len(self.index)})
+        return placed
+
+    def _evict(self, now: datetime) -> None:
+        """Forget items older than the window, measured from the newest item seen (feeds with
+        old dates, like an archive being read in, still deduplicate among themselves)."""
+        newest = max(self._newest, 0.0)
+        if newest:
+            horizon = datetime.fromtimestamp(newest, now.tzinfo) - timedelta(
+                seconds=2 * self.dedupe.window_seconds
+            )
+            self.index.evict_before(horizon)
