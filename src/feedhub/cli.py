@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("sources", help="each source's state: last success, last error, next check")
 
+    stories = sub.add_parser("stories", help="recent stories carried by several sources")
+    stories.add_argument("--limit", type=int, default=30)
+    stories.add_argument("--all", action="store_true", help="single-source stories too")
+    story = sub.add_parser("story", help="explain a story: its members and what joined each")
+    story.add_argument("id", metavar="ID", help="a story id, or the id of any of its items")
+
     fetchlog = sub.add_parser("log", help="recent fetches, newest first")
     fetchlog.add_argument("--source", metavar="ID")
     fetchlog.add_argument("--limit", type=int, default=30)
@@ -146,6 +152,13 @@ def _dispatch(
     if args.command == "log":
         _print_log(storage, console, args.source, args.limit)
         return 0
+    if args.command in ("stories", "story"):
+        from feedhub.cli_stories import print_stories, print_story
+
+        if args.command == "stories":
+            print_stories(loaded.settings, storage, console, args.limit, args.all)
+            return 0
+        return print_story(loaded.settings, storage, console, err, args.id)
     if args.command == "export":
         from pathlib import Path
 

@@ -77,7 +77,9 @@ class Clusterer:
             if not pending:
                 break
             assignments = []
-            for p in pending:
+            # Within a batch the earliest published founds the story: polled together, the
+            # original outlet's item comes first whatever order the sources answered in.
+            for p in sorted(pending, key=lambda p: (p.stored.published, p.pk)):
                 item, published = p.stored.item, p.stored.published
                 doc = Doc(
                     key=item.key,
@@ -106,7 +108,7 @@ class Clusterer:
                     StoryAssignment(p.pk, story_id, new, fp.to_bytes(), link, published)
                 )
             placed += self.storage.assign_stories(assignments, now)
-            self.last_pk = max(self.last_pk, pending[-1].pk)
+            self.last_pk = max(self.last_pk, max(p.pk for p in pending))
         self._evict(now)
         if placed:
             log.info("clustered", extra={"items": placed, "window": len(self.index)})
