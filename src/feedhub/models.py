@@ -223,14 +223,14 @@ class PendingItem:
 
 @dataclass(frozen=True, slots=True)
 class WindowEntry:
-    """A recent item as the clusterer's index needs it."""
+    """A recent item (by first-seen time) as the clusterer's index needs it."""
 
     pk: int
     key: str
     source_id: str
     story_id: str
     fingerprint: bytes
-    published: datetime
+    published: datetime  # the stored published time: what matching compares
 
 
 @dataclass(frozen=True, slots=True)

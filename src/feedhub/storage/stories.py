@@ -58,7 +58,7 @@ def window(conn: Connection, after_pk: int, since: datetime) -> list[WindowEntry
             items.c.source_id,
             items.c.story_id,
             items.c.fingerprint,
-            items.c.first_seen,
+            items.c.published,
         )
         .where(
             items.c.pk > after_pk,
@@ -69,7 +69,7 @@ def window(conn: Connection, after_pk: int, since: datetime) -> list[WindowEntry
         .order_by(items.c.pk)
     )
     return [
-        WindowEntry(r.pk, r.item_key, r.source_id, r.story_id, bytes(r.fingerprint), r.first_seen)
+        WindowEntry(r.pk, r.item_key, r.source_id, r.story_id, bytes(r.fingerprint), r.published)
         for r in conn.execute(stmt)
     ]
 
