@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from feedhub.core.similarity import DedupeSettings, Doc, Fingerprint, fingerprint
-from feedhub.core.story_index import StoryIndex
+from feedhub.core.dedupe import DedupeSettings, Doc, Fingerprint, StoryIndex, fingerprint
 from feedhub.models import StoryAssignment, StoryLink
 from feedhub.settings import Settings, StorySettings
 from feedhub.storage.base import Storage
