@@ -105,36 +105,35 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def _cross_checks(settings: Settings) -> list[tuple[Loc, str]]:
+def _first_index(
+    ids: list[str], key: str, kind: str
+) -> tuple[dict[str, int], list[tuple[Loc, str]]]:
+    """Where each id is first defined, and a problem for every later duplicate."""
+    first: dict[str, int] = {}
     problems: list[tuple[Loc, str]] = []
-    section_ids: dict[str, int] = {}
-    for i, section in enumerate(settings.sections):
-        if section.id in section_ids:
+    for i, ident in enumerate(ids):
+        if ident in first:
             problems.append(
                 (
-                    ("sections", i, "id"),
-                    f"duplicate section id {section.id!r} "
-                    f"(first defined as entry {section_ids[section.id] + 1})",
+                    (key, i, "id"),
+                    f"duplicate {kind} id {ident!r} (first defined as entry {first[ident] + 1})",
                 )
             )
-        section_ids.setdefault(section.id, i)
+        first.setdefault(ident, i)
+    return first, problems
+
+
+def _cross_checks(settings: Settings) -> list[tuple[Loc, str]]:
+    section_ids, problems = _first_index([s.id for s in settings.sections], "sections", "section")
     for i, section in enumerate(settings.sections):
         if section.parent is not None and section.parent not in section_ids:
             problems.append(
                 (("sections", i, "parent"), f"unknown parent section {section.parent!r}")
             )
     problems.extend(_cycles(settings))
-    source_ids: dict[str, int] = {}
+    _, duplicates = _first_index([s.id for s in settings.sources], "sources", "source")
+    problems.extend(duplicates)
     for i, source in enumerate(settings.sources):
-        if source.id in source_ids:
-            problems.append(
-                (
-                    ("sources", i, "id"),
-                    f"duplicate source id {source.id!r} "
-                    f"(first defined as entry {source_ids[source.id] + 1})",
-                )
-            )
-        source_ids.setdefault(source.id, i)
         if source.section is not None and source.section not in section_ids:
             problems.append((("sources", i, "section"), f"unknown section {source.section!r}"))
         if source.timezone is not None and not _zone_exists(source.timezone):
