@@ -1,10 +1,13 @@
 """A deterministic farm of Chinese regional-news RSS 2.0 feeds, served by nginx on loopback.
 
-The polling benchmark needs many feeds that look like the real thing to a parser: Chinese titles,
-1-3 KB HTML descriptions (escaped in some feeds, CDATA in others), guids both permalink and
-opaque, ``+0800`` pubDates and several categories. Every feed is generated from its own seeded
-``random.Random``, so the same arguments always give byte-identical files and a farm on disk can
-be checked against its manifest and reused.
+The polling benchmark needs many feeds that look like the real thing to a parser and to the
+story clustering that follows polling: Chinese titles, 1-3 KB HTML descriptions (escaped in some
+feeds, CDATA in others), guids both permalink and opaque, ``+0800`` pubDates, several categories,
+unrelated items about as dissimilar as real ones (most sentences are varied text drawn from
+common characters, a minority use news templates) and a few cross-feed reprints. Every value
+comes from a random stream seeded by (seed, feed, item), so the same arguments always give
+byte-identical files, any item can be regenerated alone, and a farm on disk can be checked
+against its manifest and reused.
 
 Item links point at hosts under the reserved ``.example`` top-level domain: nothing ever
 resolves them, and nothing in the benchmark fetches them.
@@ -49,7 +52,7 @@ from xml.sax.saxutils import escape
 CST = timezone(timedelta(hours=8))
 BASE_TIME = datetime(2025, 11, 25, 18, 0, tzinfo=CST)
 MANIFEST = "farm.json"
-FARM_VERSION = 1
+FARM_VERSION = 2
 
 REGIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("广东", "gd", ("广州", "深圳", "佛山", "东莞", "珠海", "汕头", "湛江", "惠州")),
@@ -160,10 +163,34 @@ _FIELDS = {
 }
 
 
+# Common characters, most frequent first, for the bulk of the body text. Template sentences alone
+# made unrelated items share about 28 % of their character 3-grams, where real Chinese feeds share
+# about 0.5 %: near-duplicate detection would then see every item as a candidate for every other.
+COMMON = (
+    "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下"
+    "过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都"
+    "两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重"
+    "新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想"
+    "已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知"
+    "较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造"
+    "百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白"
+    "教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集"
+    "温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿"
+    "千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存"
+)
+_COMMON_WEIGHTS = tuple(
+    sum(1.0 / (rank + 8) for rank in range(i + 1)) for i in range(len(COMMON))
+)  # cumulative, Zipf-like: frequent characters recur, as in real text
+TEMPLATE_SHARE = 0.15  # sentences in the usual news phrasing; the rest is varied text
+
+
 @dataclass(frozen=True)
 class FarmSpec:
     feeds: int = 2000
     items: int = 20
+    desc_min: int = 1024  # description size in UTF-8 bytes, drawn per item
+    desc_max: int = 3072
+    reprints: float = 0.05  # share of items that reprint another feed's item, lightly edited
     seed: int = 20251125
     version: int = FARM_VERSION
 
@@ -172,12 +199,12 @@ def feed_name(index: int) -> str:
     return f"f{index:05d}.xml"
 
 
-class _Writer:
-    """Everything about one feed, drawn from that feed's own random stream."""
+class _Feed:
+    """What is fixed for one feed: place, outlet, site and format habits."""
 
     def __init__(self, spec: FarmSpec, index: int) -> None:
-        self.rng = random.Random(spec.seed * 1_000_003 + index)
-        rng = self.rng
+        self.spec = spec
+        rng = random.Random(f"feed/{spec.seed}/{index}")
         self.index = index
         self.province, self.code, cities = REGIONS[index % len(REGIONS)]
         self.city = rng.choice(cities)
@@ -187,9 +214,8 @@ class _Writer:
         self.cdata = index % 2 == 0
         self.permalink_guid = index % 3 != 0
 
-    def _fill(self, template: str) -> str:
+    def fill(self, template: str, rng: random.Random) -> str:
         """Draw only the values the template names: the farm is 100 MB of these."""
-        rng = self.rng
         values: dict[str, object] = {}
         for name in _FIELDS[template]:
             if name in values:
@@ -206,41 +232,95 @@ class _Writer:
                 values[name] = _DRAW[name](rng)
         return template.format_map(values)
 
-    def _description(self, item_no: int) -> str:
-        rng = self.rng
-        target = rng.randint(1024, 3072)  # UTF-8 bytes
-        parts: list[str] = []
+    def sentence(self, rng: random.Random) -> str:
+        if rng.random() < TEMPLATE_SHARE:
+            return self.fill(rng.choice(SENTENCES), rng)
+        chars = rng.choices(COMMON, cum_weights=_COMMON_WEIGHTS, k=rng.randint(12, 40))
+        for at in range(rng.randint(5, 9), len(chars) - 3, rng.randint(6, 12)):
+            chars[at] = "，"
+        if rng.random() < 0.3:
+            chars.insert(rng.randrange(len(chars)), f"{rng.randint(2, 9800)}{rng.choice(UNITS)[0]}")
+        if rng.random() < 0.3:
+            chars.insert(0, self.city)
+        return "".join(chars) + "。"
+
+    def original(self, n: int) -> tuple[str, list[str]]:
+        """Title and paragraphs (plain text) of item ``n`` as this feed first published it."""
+        rng = random.Random(f"item/{self.spec.seed}/{self.index}/{n}")
+        if rng.random() < 0.25:
+            title = self.fill(rng.choice(TITLES), rng)
+        else:
+            words = rng.choices(COMMON, cum_weights=_COMMON_WEIGHTS, k=rng.randint(6, 14))
+            title = self.city + "".join(words)
+            if rng.random() < 0.4:
+                title += rng.choice(EVENTS)
+        target = rng.randint(self.spec.desc_min, self.spec.desc_max)
+        paragraphs: list[str] = []
         size = 0
-        if rng.random() < 0.4:
-            img = (
-                f'<p style="text-align:center"><img src="https://img.{self.site}/2025/11/'
-                f'{self.index:05d}_{item_no:03d}.jpg" alt="{escape(self.city)}" width="600"/></p>'
-            )
-            parts.append(img)
-            size += len(img)
         while size < target:
-            sentences = "".join(self._fill(rng.choice(SENTENCES)) for _ in range(rng.randint(2, 4)))
+            para = "".join(self.sentence(rng) for _ in range(rng.randint(2, 4)))
+            paragraphs.append(para)
+            size += len(para.encode()) + 7
+        return title, paragraphs
+
+
+class _Writer:
+    """One feed's document. Item text comes from per-item random streams, so that any item can be
+    regenerated alone: a reprint in feed *i* copies item *m* of feed *j* without writing *j*."""
+
+    def __init__(self, spec: FarmSpec, index: int) -> None:
+        self.spec = spec
+        self.feed = _Feed(spec, index)
+        self.rng = random.Random(f"times/{spec.seed}/{index}")
+
+    def _item_text(self, n: int) -> tuple[str, list[str], str]:
+        """Title, paragraphs and the outlet credited; a reprint credits the original outlet."""
+        spec, feed = self.spec, self.feed
+        pick = random.Random(f"reprint/{spec.seed}/{feed.index}/{n}")
+        if spec.feeds < 2 or pick.random() >= spec.reprints:
+            title, paragraphs = feed.original(n)
+            return title, paragraphs, feed.outlet
+        other = pick.randrange(spec.feeds - 1)
+        other += other >= feed.index
+        source = _Feed(spec, other)
+        title, paragraphs = source.original(pick.randrange(spec.items))
+        if pick.random() < 0.5:
+            title = pick.choice(("转载｜", "【关注】", "")) + title + pick.choice(("", "（图）"))
+        if len(paragraphs) > 1 and pick.random() < 0.5:
+            paragraphs = paragraphs[:-1]
+        return title, paragraphs, source.outlet
+
+    def _description(self, n: int, paragraphs: list[str], credit: str) -> str:
+        feed = self.feed
+        rng = random.Random(f"html/{self.spec.seed}/{feed.index}/{n}")
+        parts: list[str] = []
+        if rng.random() < 0.4:
+            parts.append(
+                f'<p style="text-align:center"><img src="https://img.{feed.site}/2025/11/'
+                f'{feed.index:05d}_{n:03d}.jpg" alt="{escape(feed.city)}" width="600"/></p>'
+            )
+        for para in paragraphs:
             if rng.random() < 0.2:
-                sentences = f"<strong>{sentences[:12]}</strong>{sentences[12:]}"
-            para = f"<p>{sentences}</p>"
-            parts.append(para)
-            size += len(para.encode())
+                para = f"<strong>{escape(para[:12])}</strong>{escape(para[12:])}"
+            else:
+                para = escape(para)
+            parts.append(f"<p>{para}</p>")
         parts.append(
-            f'<p>（来源：<a href="https://{self.site}/">{escape(self.outlet)}</a>'
+            f'<p>（来源：<a href="https://{feed.site}/">{escape(credit)}</a>'
             f" 记者 {rng.choice(PEOPLE)}{rng.choice('明华军丽伟芳强静')} 编辑 "
             f"{rng.choice(PEOPLE)}{rng.choice('涛敏超娟磊霞勇燕')}）</p>"
         )
         return "".join(parts)
 
     def render(self, items: int) -> bytes:
-        rng = self.rng
+        rng, feed = self.rng, self.feed
         out: list[str] = [
             '<?xml version="1.0" encoding="UTF-8"?>\n',
             '<rss version="2.0" xmlns:atom="http://www.w3.org/2005/Atom">\n<channel>\n',
-            f"<title>{escape(self.outlet)} - {escape(self.channel)}</title>\n",
-            f"<link>https://{self.site}/{self.channel_slug()}/</link>\n",
-            f"<description>{escape(self.province + self.city)}本地新闻，"
-            f"{escape(self.outlet)}{escape(self.channel)}频道</description>\n",
+            f"<title>{escape(feed.outlet)} - {escape(feed.channel)}</title>\n",
+            f"<link>https://{feed.site}/channel{CHANNELS.index(feed.channel)}/</link>\n",
+            f"<description>{escape(feed.province + feed.city)}本地新闻，"
+            f"{escape(feed.outlet)}{escape(feed.channel)}频道</description>\n",
             "<language>zh-cn</language>\n",
             f"<lastBuildDate>{format_datetime(BASE_TIME)}</lastBuildDate>\n",
             "<ttl>30</ttl>\n",
@@ -249,28 +329,25 @@ class _Writer:
         when = BASE_TIME
         for n in range(items):
             when -= timedelta(minutes=rng.randint(5, 180), seconds=rng.randint(0, 59))
-            title = self._fill(rng.choice(TITLES))
-            link = f"https://{self.site}/{when:%Y-%m/%d}/c_{self.index:05d}{n:04d}.htm"
-            if self.permalink_guid:
+            title, paragraphs, credit = self._item_text(n)
+            link = f"https://{feed.site}/{when:%Y-%m/%d}/c_{feed.index:05d}{n:04d}.htm"
+            if feed.permalink_guid:
                 guid = f"<guid>{link}</guid>"
             else:
-                guid = f'<guid isPermaLink="false">{self.code}-{self.index:05d}-{n:05d}</guid>'
-            html = self._description(n)
-            body = f"<![CDATA[{html}]]>" if self.cdata else escape(html)
+                guid = f'<guid isPermaLink="false">{feed.code}-{feed.index:05d}-{n:05d}</guid>'
+            html = self._description(n, paragraphs, credit)
+            body = f"<![CDATA[{html}]]>" if feed.cdata else escape(html)
             cats = "".join(
                 f"<category>{c}</category>" for c in rng.sample(CATEGORIES, rng.randint(1, 3))
             )
             out.append(
                 f"<item>\n<title>{escape(title)}</title>\n<link>{link}</link>\n{guid}\n"
                 f"<pubDate>{format_datetime(when)}</pubDate>\n"
-                f"<author>news@{self.site} ({escape(self.outlet)})</author>\n{cats}\n"
+                f"<author>news@{feed.site} ({escape(feed.outlet)})</author>\n{cats}\n"
                 f"<description>{body}</description>\n</item>\n"
             )
         out.append("</channel>\n</rss>\n")
         return "".join(out).encode()
-
-    def channel_slug(self) -> str:
-        return f"channel{CHANNELS.index(self.channel)}"
 
 
 def render_feed(spec: FarmSpec, index: int) -> bytes:
@@ -351,7 +428,7 @@ def find_nginx(install: bool = True) -> str:
     return find_nginx(install=False)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child before exec: ask the kernel to SIGTERM it when this process dies, so that no
     server outlives a killed benchmark."""
     try:
@@ -382,10 +459,11 @@ daemon off;
 master_process on;
 worker_processes {workers};
 pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
+error_log {tmp}/error.log info;
 events {{ worker_connections 4096; }}
 http {{
-    log_format bench '$server_addr $status $body_bytes_sent $request_time "$request"';
+    log_format bench '$server_addr $status $connection $msec $body_bytes_sent $request_time '
+                     '"$request"';
     access_log {tmp}/access.log bench;
     client_body_temp_path {tmp}/client_body;
     proxy_temp_path {tmp}/proxy;
@@ -460,7 +538,7 @@ class NginxFarm:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         atexit.register(self.stop)
         deadline = time.monotonic() + 10
@@ -496,6 +574,13 @@ class NginxFarm:
     def _errors(self) -> str:
         log = self.tmp / "error.log"
         return f"\n{log.read_text(errors='replace')[-2000:]}" if log.exists() else ""
+
+    def keep_logs(self, target: Path) -> None:
+        """Copy the access and error logs out before ``stop`` removes them."""
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("access.log", "error.log"):
+            if (self.tmp / name).exists():
+                shutil.copy2(self.tmp / name, target / f"nginx-{name}")
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
@@ -534,14 +619,29 @@ def _get(parts: SplitResult, headers: dict[str, str]) -> tuple[int, dict[str, st
         conn.close()
 
 
-def count_statuses(lines: Iterable[str]) -> dict[str, int]:
-    """HTTP statuses in lines of the farm's access log (format ``addr status ...``)."""
+def summarize_log(lines: Iterable[str]) -> tuple[dict[str, int], set[str]]:
+    """HTTP statuses counted, and the connection serial numbers seen, in lines of the farm's
+    access log (format ``addr status connection msec ...``): how the servers saw a cycle."""
     counts: dict[str, int] = {}
+    connections: set[str] = set()
     for line in lines:
-        fields = line.split(" ", 2)
-        if len(fields) >= 2:
+        fields = line.split(" ", 3)
+        if len(fields) >= 3:
             counts[fields[1]] = counts.get(fields[1], 0) + 1
-    return counts
+            connections.add(fields[2])
+    return counts, connections
+
+
+def desc_range(text: str) -> tuple[int, int]:
+    """``MIN-MAX`` bytes, for argparse."""
+    low, _, high = text.partition("-")
+    try:
+        pair = (int(low), int(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use MIN-MAX, e.g. 1024-3072") from None
+    if not 0 <= pair[0] <= pair[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: need 0 <= MIN <= MAX")
+    return pair
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -550,11 +650,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feeds", type=int, default=FarmSpec.feeds)
     parser.add_argument("--items", type=int, default=FarmSpec.items)
     parser.add_argument("--seed", type=int, default=FarmSpec.seed)
+    parser.add_argument("--reprints", type=float, default=FarmSpec.reprints)
+    parser.add_argument(
+        "--desc-bytes", type=desc_range, default=(FarmSpec.desc_min, FarmSpec.desc_max)
+    )
     parser.add_argument("--gzip", action="store_true", help="also write .gz copies")
     parser.add_argument("--hosts", type=int, default=8)
     parser.add_argument("--serve", type=float, metavar="SECONDS", help="serve for this long")
     args = parser.parse_args(argv)
-    spec = FarmSpec(feeds=args.feeds, items=args.items, seed=args.seed)
+    spec = FarmSpec(
+        args.feeds, args.items, *args.desc_bytes, reprints=args.reprints, seed=args.seed
+    )
     start = time.perf_counter()
     names = write_farm(args.out, spec, gzip_copies=args.gzip)
     size = sum((args.out / n).stat().st_size for n in names)
