@@ -35,6 +35,7 @@ Choices worth knowing:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import http.cookiejar
 import time
@@ -250,6 +251,9 @@ class Fetcher:
         try:
             status = response.status_code
             if status == 304:
+                # A 304 has no body; reading the (empty) rest keeps the connection alive.
+                with contextlib.suppress(httpx.HTTPError):
+                    await response.aread()
                 return _Answer(status, dict(response.headers.items()), None)
             if status != 200:
                 await _drain_small(response)

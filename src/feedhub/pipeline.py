@@ -32,6 +32,7 @@ from feedhub.stories import Clusterer
 
 log = logging.getLogger("feedhub.poll")
 T = TypeVar("T")
+CLUSTER_EVERY = 1000  # new items between clustering runs during a long poll
 
 Clock = Callable[[], datetime]
 
@@ -138,34 +139,63 @@ class Poller:
         batch = max(self.settings.fetch.concurrency * 4, 64)
         lease = timedelta(seconds=self.settings.schedule.lease)
         seen: set[str] = set()
-        while deadline is None or time.monotonic() < deadline:
-            claimed = await self._claim(wanted - seen, batch, lease, ignore_schedule)
-            if not claimed:
-                break
-            if on_start is not None:
-                on_start(len(claimed))
-            seen.update(state.source_id for state in claimed)
-            tasks = [
-                asyncio.ensure_future(self.poll_one(state, enabled[state.source_id]))
-                for state in claimed
-            ]
-            try:
-                for next_done in asyncio.as_completed(tasks):
-                    result = await next_done
+        running: dict[asyncio.Task[PollResult], str] = {}
+        exhausted = False
+        new_since_cluster = 0
+        cluster_task: asyncio.Task[int] | None = None
+        try:
+            while True:
+                # Keep the pipe full: claim more as soon as half the claimed polls are done, so
+                # fetching never waits for the slowest source of a batch.
+                in_time = deadline is None or time.monotonic() < deadline
+                if not exhausted and in_time and len(running) <= batch // 2:
+                    claimed = await self._claim(
+                        wanted - seen, batch - len(running), lease, ignore_schedule
+                    )
+                    if not claimed:
+                        exhausted = True
+                    else:
+                        if on_start is not None:
+                            on_start(len(claimed))
+                        for state in claimed:
+                            seen.add(state.source_id)
+                            poll = asyncio.create_task(
+                                self.poll_one(state, enabled[state.source_id])
+                            )
+                            running[poll] = state.source_id
+                elif not in_time:
+                    exhausted = True
+                if not running:
+                    break
+                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for finished in done:
+                    del running[finished]
+                    result = finished.result()
                     report.results.append(result)
+                    new_since_cluster += result.new
                     if on_result is not None:
                         on_result(result)
-            except BaseException:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                unfinished = {s.source_id for s in claimed} - {r.source_id for r in report.results}
-                if unfinished:
-                    self.storage.release(unfinished)
-                raise
+                # Cluster as items pile up, while the network is busy, not all at the end.
+                if new_since_cluster >= CLUSTER_EVERY and (
+                    cluster_task is None or cluster_task.done()
+                ):
+                    if cluster_task is not None:
+                        report.clustered += cluster_task.result()
+                    new_since_cluster = 0
+                    cluster_task = asyncio.create_task(self.cluster())
+        except BaseException:
+            for pending in running:
+                pending.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            if running:
+                self.storage.release(set(running.values()))
+            raise
+        finally:
+            if cluster_task is not None:
+                report.clustered += await cluster_task
         if ignore_schedule:
             report.busy = len(wanted - seen)
-        report.clustered = await self.cluster()
+        report.clustered += await self.cluster()
         report.elapsed = time.monotonic() - started
         return report
 

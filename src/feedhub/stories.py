@@ -69,12 +69,15 @@ class Clusterer:
 
     def run(self, now: datetime) -> int:
         """Cluster every item waiting for a story; return how many were placed."""
-        self._load(now)
         placed = 0
+        loaded = False
         while True:
             pending = self.storage.pending_items(BATCH)
             if not pending:
                 break
+            if not loaded:  # nothing pending, nothing to load: a quiet cycle costs one query
+                self._load(now)
+                loaded = True
             assignments = []
             # Within a batch the earliest published founds the story: polled together, the
             # original outlet's item comes first whatever order the sources answered in.

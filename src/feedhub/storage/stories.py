@@ -5,11 +5,12 @@ Plain functions over a Connection; ``SqlStorage`` wraps each in its transaction 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, exists, func, select, update
+from sqlalchemy import Connection, Integer, Row, and_, bindparam, exists, func, select, update
 
 from feedhub.models import (
     PendingItem,
@@ -39,7 +40,7 @@ _JOINED = (
     update(stories)
     .where(stories.c.id == bindparam("p_story"))
     .values(
-        member_count=stories.c.member_count + 1,
+        member_count=stories.c.member_count + bindparam("p_n", type_=Integer),
         updated_at=bindparam("p_now", type_=UTCDateTime),
     )
 )
@@ -75,21 +76,40 @@ def window(conn: Connection, after_pk: int, since: datetime) -> list[WindowEntry
 
 
 def assign(conn: Connection, assignments: Sequence[StoryAssignment], now: datetime) -> int:
-    """Apply verdicts; an item another clusterer assigned meanwhile is left as it is."""
-    done = 0
-    for a in assignments:
-        if a.new_story:
+    """Apply verdicts in a few statements; an item another clusterer placed meanwhile is left
+    as it is (and counts for nothing)."""
+    if not assignments:
+        return 0
+    pks = [a.item_pk for a in assignments]
+    open_pks: set[int] = set()
+    for start in range(0, len(pks), 500):
+        chunk = pks[start : start + 500]
+        open_pks.update(
             conn.execute(
-                stories.insert().values(
-                    id=a.story_id,
-                    published=a.published,
-                    created_at=now,
-                    updated_at=now,
-                    member_count=0,
-                )
-            )
-        changed = conn.execute(
-            _ASSIGN,
+                select(items.c.pk).where(items.c.pk.in_(chunk), items.c.story_id.is_(None))
+            ).scalars()
+        )
+    todo = [a for a in assignments if a.item_pk in open_pks]
+    if not todo:
+        return 0
+    founders = [a for a in todo if a.new_story]
+    if founders:
+        conn.execute(
+            stories.insert(),
+            [
+                {
+                    "id": a.story_id,
+                    "published": a.published,
+                    "created_at": now,
+                    "updated_at": now,
+                    "member_count": 1,
+                }
+                for a in founders
+            ],
+        )
+    conn.execute(
+        _ASSIGN,
+        [
             {
                 "p_pk": a.item_pk,
                 "p_story": a.story_id,
@@ -99,12 +119,16 @@ def assign(conn: Connection, assignments: Sequence[StoryAssignment], now: dateti
                 "p_score": a.link.score,
                 "p_title": a.link.title_similarity,
                 "p_text": a.link.text_similarity,
-            },
-        ).rowcount
-        if changed:
-            conn.execute(_JOINED, {"p_story": a.story_id, "p_now": now})
-            done += 1
-    return done
+            }
+            for a in todo
+        ],
+    )
+    joins = Counter(a.story_id for a in todo if not a.new_story)
+    if joins:
+        conn.execute(
+            _JOINED, [{"p_story": sid, "p_n": n, "p_now": now} for sid, n in joins.items()]
+        )
+    return len(todo)
 
 
 def _link(row: Row[Any]) -> StoryLink:
