@@ -183,3 +183,30 @@ def test_fetch_lines_carry_the_source_id(
         poll(make_settings(server, {"g": "/g.xml", "h": "/missing.xml"}), storage)
     records = [r for r in caplog.records if r.name == "feedhub.poll"]
     assert {getattr(r, "source", None) for r in records} == {"g", "h"}
+
+
+def test_big_polls_parse_in_worker_processes(server: FeedServer, storage: Storage) -> None:
+    paths = {}
+    for n in range(60):
+        server.routes[f"/p{n}.xml"] = Route(rss(f"源{n}", items(f"p{n}", 3)))
+        paths[f"p{n}"] = f"/p{n}.xml"
+    settings = make_settings(server, paths)
+    assert settings.fetch.parse_processes == 2
+
+    async def run() -> Any:
+        from feedhub.fetch import Fetcher
+        from feedhub.pipeline import Poller, source_specs
+
+        storage.sync_sources(source_specs(settings), datetime.now(UTC))
+        async with Fetcher(settings.fetch, user_agent="test") as fetcher:
+            poller = Poller(settings, storage, fetcher)
+            try:
+                report = await poller.poll(ignore_schedule=True)
+                assert poller._parse_processes is not None  # the pool did the parsing
+                return report
+            finally:
+                poller.close()
+
+    report = asyncio.run(run())
+    assert (report.ok, report.new_items) == (60, 180)
+    assert {s.item.title for s in storage.list_items("p7")} == {f"p7 新闻 {i}" for i in range(3)}

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import random
 import time
 from collections.abc import Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from feedhub.stories import Clusterer
 log = logging.getLogger("feedhub.poll")
 T = TypeVar("T")
 CLUSTER_EVERY = 1000  # new items between clustering runs during a long poll
+PROCESS_POOL_FROM = 50  # sources in one poll from which parsing moves to worker processes
 
 Clock = Callable[[], datetime]
 
@@ -87,6 +89,27 @@ def source_specs(settings: Settings) -> list[SourceSpec]:
     return [SourceSpec(s.id, s.url) for s in settings.sources]
 
 
+def parse_job(
+    content: bytes,
+    headers: dict[str, str],
+    url: str,
+    source_id: str,
+    now: datetime,
+    timezone: str,
+    encoding: str | None,
+) -> ParsedFeed:
+    """Parse one document; a module-level function so a worker process can run it."""
+    return parse_feed(
+        content,
+        headers,
+        url=url,
+        source_id=source_id,
+        now=now,
+        default_timezone=timezone,
+        encoding=encoding,
+    )
+
+
 class Poller:
     """Polls claimed sources; ``settings`` may be swapped for new ones on a config reload."""
 
@@ -108,10 +131,27 @@ class Poller:
         self.rng = rng or random.Random()
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="feedhub-store")
         self._parse_threads = ThreadPoolExecutor(2, thread_name_prefix="feedhub-parse")
+        self._parse_processes: ProcessPoolExecutor | None = None
+        self._executor: Executor = self._parse_threads
 
     def close(self) -> None:
         self._store_thread.shutdown(wait=True)
         self._parse_threads.shutdown(wait=True)
+        if self._parse_processes is not None:
+            self._parse_processes.shutdown(wait=True, cancel_futures=True)
+            self._parse_processes = None
+
+    def _parse_executor(self, sources: int) -> Executor:
+        """Threads for small polls; worker processes for big ones, where parsing (mostly
+        feedparser, pure Python) is most of the work and a second core halves the time."""
+        workers = self.settings.fetch.parse_processes
+        if workers == 0 or sources < PROCESS_POOL_FROM:
+            return self._parse_threads
+        if self._parse_processes is None:
+            self._parse_processes = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("forkserver")
+            )
+        return self._parse_processes
 
     async def _store_call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
@@ -136,6 +176,7 @@ class Poller:
         wanted = set(enabled) if source_ids is None else set(source_ids) & set(enabled)
         if not wanted:
             return report
+        self._executor = self._parse_executor(len(wanted))
         batch = max(self.settings.fetch.concurrency * 4, 64)
         lease = timedelta(seconds=self.settings.schedule.lease)
         seen: set[str] = set()
@@ -233,8 +274,17 @@ class Poller:
             )
             feed: ParsedFeed | None = None
             if not fetched.not_modified:
+                tz = source.timezone or self.settings.site.timezone
                 feed = await asyncio.get_running_loop().run_in_executor(
-                    self._parse_threads, self._parse, fetched, source, started_at
+                    self._executor,
+                    parse_job,
+                    fetched.content or b"",
+                    dict(fetched.headers),
+                    fetched.url,
+                    source.id,
+                    started_at,
+                    tz or default_timezone_for(self.settings.site.language),
+                    source.encoding,
                 )
             now = self.clock()
             new_state = after_fetched(
@@ -294,18 +344,6 @@ class Poller:
             return PollResult(source.id, "error", error=str(exc), duration=time.monotonic() - t0)
         except Exception as exc:  # one source must never stop the batch
             return await self._record_failure(state, source, exc, fetched, started_at, t0)
-
-    def _parse(self, fetched: FetchResult, source: Source, now: datetime) -> ParsedFeed:
-        tz = source.timezone or self.settings.site.timezone
-        return parse_feed(
-            fetched.content or b"",
-            fetched.headers,
-            url=fetched.url,
-            source_id=source.id,
-            now=now,
-            default_timezone=tz or default_timezone_for(self.settings.site.language),
-            encoding=source.encoding,
-        )
 
     async def _record_failure(
         self,

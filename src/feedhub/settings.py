@@ -122,6 +122,12 @@ class FetchSettings(_Model):
     user_agent: str | None = Field(
         default=None, description="Default: feedhub/<version> (+<site.base_url>)"
     )
+    parse_processes: int = Field(
+        default=2,
+        ge=0,
+        le=32,
+        description="Worker processes that parse feeds during big polls (0: parse in threads).",
+    )
     allow_private_networks: bool = Field(
         default=False,
         description="Allow feeds on private, loopback and link-local addresses.",
