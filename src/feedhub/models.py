@@ -34,6 +34,9 @@ class Item:
     updated: datetime | None
     categories: tuple[str, ...]
     content_hash: str
+    # The deduplication fingerprint, when the parser already made one (in a worker process);
+    # not part of the item's identity or content.
+    fingerprint: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:
@@ -219,6 +222,7 @@ class StoryAssignment:
 class PendingItem:
     pk: int
     stored: StoredItem
+    fingerprint: bytes | None = None  # made at parse time, if it was
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,12 +16,13 @@ import random
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from feedhub.config import default_user_agent
 from feedhub.core.dates import default_timezone_for
+from feedhub.core.dedupe import DedupeSettings
 from feedhub.core.parse import parse_feed
 from feedhub.core.schedule import after_error, after_fetched
 from feedhub.errors import FeedhubError, RateLimited, SourceGone, StorageError
@@ -29,7 +30,7 @@ from feedhub.fetch import Fetcher
 from feedhub.models import FetchLogEntry, FetchResult, ParsedFeed, SourceSpec, SourceState
 from feedhub.settings import Settings, Source
 from feedhub.storage.base import Storage
-from feedhub.stories import Clusterer
+from feedhub.stories import Clusterer, item_fingerprint
 
 log = logging.getLogger("feedhub.poll")
 T = TypeVar("T")
@@ -97,9 +98,11 @@ def parse_job(
     now: datetime,
     timezone: str,
     encoding: str | None,
+    dedupe: DedupeSettings | None = None,
 ) -> ParsedFeed:
-    """Parse one document; a module-level function so a worker process can run it."""
-    return parse_feed(
+    """Parse one document, and fingerprint its items for the clusterer when ``dedupe`` is
+    given: a module-level function so that a worker process can do both."""
+    feed = parse_feed(
         content,
         headers,
         url=url,
@@ -108,6 +111,13 @@ def parse_job(
         default_timezone=timezone,
         encoding=encoding,
     )
+    if dedupe is None or not feed.items:
+        return feed
+    items = tuple(
+        replace(item, fingerprint=item_fingerprint(item, item.published or now, dedupe))
+        for item in feed.items
+    )
+    return replace(feed, items=items)
 
 
 class Poller:
@@ -285,6 +295,10 @@ class Poller:
                     started_at,
                     tz or default_timezone_for(self.settings.site.language),
                     source.encoding,
+                    # fingerprints are worth making beside the parse only in worker processes
+                    self.clusterer.dedupe
+                    if self.clusterer is not None and self._executor is not self._parse_threads
+                    else None,
                 )
             now = self.clock()
             new_state = after_fetched(

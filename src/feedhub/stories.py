@@ -13,7 +13,7 @@ import logging
 from datetime import datetime, timedelta
 
 from feedhub.core.dedupe import DedupeSettings, Doc, Fingerprint, StoryIndex, fingerprint
-from feedhub.models import StoryAssignment, StoryLink
+from feedhub.models import Item, StoryAssignment, StoryLink
 from feedhub.settings import Settings, StorySettings
 from feedhub.storage.base import Storage
 
@@ -21,6 +21,19 @@ log = logging.getLogger("feedhub.stories")
 
 BATCH = 500
 LOAD_SLACK = timedelta(days=1)  # items first seen a little before the window may still match
+
+
+def item_fingerprint(item: Item, published: datetime, settings: DedupeSettings) -> bytes:
+    """What the clusterer compares, made from the stored form of the item."""
+    doc = Doc(
+        key=item.key,
+        source_id=item.source_id,
+        title=item.title,
+        text=item.content or item.summary or "",
+        link=item.link,
+        published=published,
+    )
+    return fingerprint(doc, settings).to_bytes()
 
 
 def dedupe_settings(stories: StorySettings) -> DedupeSettings:
@@ -91,7 +104,7 @@ class Clusterer:
                     link=item.link,
                     published=published,
                 )
-                fp = fingerprint(doc, self.dedupe)
+                fp = self._stored(p.fingerprint) or fingerprint(doc, self.dedupe)
                 match = self.index.match(fp, published)
                 if match is None:
                     story_id, link, new = item.key, StoryLink(), True
@@ -115,6 +128,16 @@ class Clusterer:
         if placed:
             log.info("clustered", extra={"items": placed, "window": len(self.index)})
         return placed
+
+    def _stored(self, data: bytes | None) -> Fingerprint | None:
+        """The fingerprint made at parse time, if it was made under the current scheme."""
+        if data is None:
+            return None
+        try:
+            fp = Fingerprint.from_bytes(data)
+        except ValueError:
+            return None
+        return fp if fp.scheme == self.dedupe.scheme else None
 
     def _evict(self, now: datetime) -> None:
         """Forget items older than the window, measured from the newest item seen (feeds with

@@ -46,6 +46,7 @@ _INSERT_COLUMNS = (
     "first_seen",
     "last_changed",
     "item_key",
+    "fingerprint",
 )
 
 
@@ -92,6 +93,7 @@ class ItemInsert:
                 "first_seen": stamp,
                 "last_changed": stamp,
                 "item_key": item.key,
+                "fingerprint": item.fingerprint,
             }
             for item in new
         ]

@@ -48,7 +48,10 @@ _JOINED = (
 
 def pending(conn: Connection, limit: int) -> list[PendingItem]:
     stmt = select(items).where(items.c.story_id.is_(None)).order_by(items.c.pk).limit(limit)
-    return [PendingItem(row.pk, stored_item(row)) for row in conn.execute(stmt)]
+    return [
+        PendingItem(row.pk, stored_item(row), bytes(row.fingerprint) if row.fingerprint else None)
+        for row in conn.execute(stmt)
+    ]
 
 
 def window(conn: Connection, after_pk: int, since: datetime) -> list[WindowEntry]:
