@@ -172,9 +172,12 @@ def _dispatch(
         console.print(f"wrote {len(written)} files to {args.out}", highlight=False)
         return 0
     if args.command == "run":
+        import uvloop  # comes with uvicorn[standard]; a quicker loop for the HTTP side
+
         from feedhub.service import serve
 
-        asyncio.run(serve(loaded, storage, role=args.role, host=args.host, port=args.port))
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(serve(loaded, storage, role=args.role, host=args.host, port=args.port))
         return 0
     raise AssertionError(args.command)
 

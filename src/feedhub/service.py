@@ -83,6 +83,7 @@ async def serve(
                 access_log=False,
                 lifespan="on",
                 server_header=False,
+                proxy_headers=False,  # the app builds no URLs from the client's address
                 timeout_graceful_shutdown=5,
             )
             server = _Server(config)

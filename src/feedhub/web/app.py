@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from feedhub.errors import StorageError
 from feedhub.publish import FeedKind, all_scopes, resolve_scope
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
-from feedhub.web.cache import FeedCache, Rendered, make_rendered
+from feedhub.web.cache import MAX_CACHED, CacheKey, FeedCache, Rendered, make_rendered
 from feedhub.web.metrics import Metrics
 
 log = logging.getLogger("feedhub.web")
@@ -84,6 +85,15 @@ def _not_modified(headers: list[tuple[bytes, bytes]], etag: bytes, modified: flo
     return False
 
 
+@dataclass(frozen=True, slots=True)
+class _Variant:
+    rendered: Rendered
+    etag: bytes
+    body: bytes
+    full: list[tuple[bytes, bytes]]  # 200 headers
+    common: list[tuple[bytes, bytes]]  # 304 headers
+
+
 class FeedhubApp:
     def __init__(
         self,
@@ -100,6 +110,8 @@ class FeedhubApp:
         self.cache = FeedCache(storage, settings)
         self.metrics = Metrics(storage)
         self._opml: tuple[int, Rendered] | None = None
+        self._fast: dict[str, tuple[CacheKey, Rendered]] = {}
+        self._variants: dict[tuple[int, bool, int], _Variant] = {}
 
     def invalidate(self) -> None:
         """New items landed or the config changed: rendered feeds are stale."""
@@ -113,6 +125,14 @@ class FeedhubApp:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
+        if not scope["query_string"] and scope["method"] in ("GET", "HEAD"):
+            # Feed readers poll the same few URLs all day: answer them from the render cache
+            # without routing, while the cache is known to be current.
+            known = self._fast.get(scope["path"])
+            if known is not None and self.cache.current(known[0]) is known[1]:
+                status = await self._send_rendered(scope, send, known[1], 200)
+                self.metrics.observe("feed", status, time.perf_counter() - started)
+                return
         route, status = await self._dispatch(scope, send)
         self.metrics.observe(route, status, time.perf_counter() - started)
 
@@ -188,31 +208,46 @@ class FeedhubApp:
         except StorageError as exc:
             log.error("feed failed", extra={"path": scope["path"], "error": str(exc)})
             return await self._text(send, 503, "storage unavailable\n", method)
+        if not query:
+            if len(self._fast) > MAX_CACHED:
+                self._fast.clear()
+            key = (feed_scope.kind, feed_scope.ident, ext, limit)
+            self._fast[scope["path"]] = (key, rendered)
         return await self._send_rendered(scope, send, rendered, 200)
 
-    async def _send_rendered(self, scope: Scope, send: Send, r: Rendered, status: int) -> int:
-        headers = scope["headers"]
-        gz = _accepts_gzip(headers)
-        etag = r.gzip_etag if gz else r.etag
+    def _variant(self, r: Rendered, gz: bool) -> _Variant:
+        """Response headers for one representation, built once per render and encoding."""
         max_age = int(self.settings().web.cache_max_age)
+        key = (id(r), gz, max_age)
+        variant = self._variants.get(key)
+        if variant is not None and variant.rendered is r:
+            return variant
+        etag = r.gzip_etag if gz else r.etag
         common = [
             (b"etag", etag),
             (b"last-modified", r.last_modified),
             (b"cache-control", b"public, max-age=%d" % max_age),
             (b"vary", b"Accept-Encoding"),
         ]
-        if _not_modified(headers, etag, r.modified):
-            await send({"type": "http.response.start", "status": 304, "headers": common})
+        body = r.gzip_body if gz else r.body
+        full = [(b"content-type", r.content_type), (b"content-length", b"%d" % len(body)), *common]
+        if gz:
+            full.append((b"content-encoding", b"gzip"))
+        if len(self._variants) > 4 * MAX_CACHED:
+            self._variants.clear()
+        variant = self._variants[key] = _Variant(r, etag, body, full, common)
+        return variant
+
+    async def _send_rendered(self, scope: Scope, send: Send, r: Rendered, status: int) -> int:
+        headers = scope["headers"]
+        variant = self._variant(r, _accepts_gzip(headers))
+        if _not_modified(headers, variant.etag, r.modified):
+            await send({"type": "http.response.start", "status": 304, "headers": variant.common})
             await send({"type": "http.response.body", "body": b""})
             return 304
-        body = r.gzip_body if gz else r.body
-        out = [(b"content-type", r.content_type), (b"content-length", b"%d" % len(body)), *common]
-        if gz:
-            out.append((b"content-encoding", b"gzip"))
-        await send({"type": "http.response.start", "status": status, "headers": out})
-        await send(
-            {"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else body}
-        )
+        await send({"type": "http.response.start", "status": status, "headers": variant.full})
+        body = b"" if scope["method"] == "HEAD" else variant.body
+        await send({"type": "http.response.body", "body": body})
         return status
 
     def _opml_doc(self) -> Rendered:

@@ -34,6 +34,7 @@ RENDERERS: dict[str, Callable[[FeedMeta, list[FeedEntry]], bytes]] = {
     "json": render_json,
 }
 MAX_CACHED = 1024
+CacheKey = tuple[str, str, str, int]  # kind, ident, format, limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +73,8 @@ class FeedCache:
         self.storage = storage
         self.settings = settings
         self.version_ttl = version_ttl
-        self._entries: dict[tuple[str, str, str, int], Rendered] = {}
-        self._pending: dict[tuple[str, str, str, int], asyncio.Future[Rendered]] = {}
+        self._entries: dict[CacheKey, Rendered] = {}
+        self._pending: dict[CacheKey, asyncio.Future[Rendered]] = {}
         self._version: str | None = None
         self._checked = 0.0
         self.renders = 0  # for tests and metrics
@@ -81,6 +82,12 @@ class FeedCache:
     def invalidate(self) -> None:
         self._entries.clear()
         self._checked = 0.0
+
+    def current(self, key: CacheKey) -> Rendered | None:
+        """The cached render, if the data version was checked less than a TTL ago."""
+        if time.monotonic() - self._checked >= self.version_ttl:
+            return None
+        return self._entries.get(key)
 
     async def _fresh(self) -> None:
         now = time.monotonic()
