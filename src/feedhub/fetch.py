@@ -267,7 +267,13 @@ class Fetcher:
                 port = current.port or (443 if current.scheme == "https" else 80)
                 await self._guard.addresses(current.host, port, self._settings.connect_timeout)
             request = self._client.build_request("GET", current, headers=headers)
-            response = await self._client.send(request, stream=True)
+            try:
+                response = await self._client.send(request, stream=True)
+            except (httpx.RemoteProtocolError, httpx.ReadError):
+                # A kept-alive connection the server had just closed fails before any answer:
+                # a GET is safe to send once more, on a fresh connection.
+                request = self._client.build_request("GET", current, headers=headers)
+                response = await self._client.send(request, stream=True)
         except AddressBlocked as exc:
             raise BlockedAddressError(url, f"{exc}{where}") from exc
         except (httpx.TimeoutException, httpcore.TimeoutException) as exc:
