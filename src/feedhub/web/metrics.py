@@ -6,11 +6,11 @@ they are right whichever process polled (``--role worker`` beside ``--role web``
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from feedhub.errors import StorageError
@@ -49,32 +49,58 @@ class SourceCollector(Collector):
         yield from (fetches, items, success, errors)
 
 
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_BOUNDS = (*(repr(b) for b in BUCKETS), "+Inf")  # the "le" labels
+
+
 class Metrics:
+    """Request counts and latency kept in plain dicts, turned into Prometheus families only
+    when scraped: prometheus_client's per-call locks and label lookups cost more than a cached
+    feed answer itself. Updated only on the event loop's thread."""
+
     def __init__(self, storage: Storage) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
-        self.requests = Counter(
-            "feedhub_http_requests",
-            "HTTP requests by route and status",
-            ["route", "status"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "feedhub_http_request_duration_seconds",
-            "HTTP request latency by route",
-            ["route"],
-            registry=self.registry,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
-        )
+        self._counts: dict[tuple[str, int], int] = {}
+        self._latency: dict[str, list[float]] = {}  # per route: bucket counts, then sum, count
+        self.registry.register(_RequestCollector(self))
         self.registry.register(SourceCollector(storage))
-        self._children: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     def observe(self, route: str, status: int, seconds: float) -> None:
-        children = self._children.get((route, status))
-        if children is None:  # labels() costs a lookup and a lock: do it once per pair
-            children = (self.requests.labels(route, str(status)), self.latency.labels(route))
-            self._children[(route, status)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        key = (route, status)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        histogram = self._latency.get(route)
+        if histogram is None:
+            histogram = self._latency[route] = [0.0] * (len(BUCKETS) + 3)
+        histogram[bisect_left(BUCKETS, seconds)] += 1  # the last bucket is +Inf
+        histogram[-2] += seconds
+        histogram[-1] += 1
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _RequestCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        counts = dict(self.metrics._counts)
+        latency = {route: list(h) for route, h in self.metrics._latency.items()}
+        requests = CounterMetricFamily(
+            "feedhub_http_requests", "HTTP requests by route and status", labels=["route", "status"]
+        )
+        for (route, status), n in sorted(counts.items()):
+            requests.add_metric([route, str(status)], n)
+        durations = HistogramMetricFamily(
+            "feedhub_http_request_duration_seconds",
+            "HTTP request latency by route",
+            labels=["route"],
+        )
+        for route, h in sorted(latency.items()):
+            cumulative = 0.0
+            buckets: list[tuple[str, float]] = []
+            for bound, n in zip(_BOUNDS, h[: len(BUCKETS) + 1], strict=True):
+                cumulative += n
+                buckets.append((bound, cumulative))
+            durations.add_metric([route], buckets, sum_value=h[-2])
+        yield from (requests, durations)
