@@ -99,8 +99,8 @@ class _RequestCollector(Collector):
         for route, h in sorted(latency.items()):
             cumulative = 0.0
             buckets: list[tuple[str, float]] = []
-            for bound, n in zip(_BOUNDS, h[: len(BUCKETS) + 1], strict=True):
-                cumulative += n
+            for bound, in_bucket in zip(_BOUNDS, h[: len(BUCKETS) + 1], strict=True):
+                cumulative += in_bucket
                 buckets.append((bound, cumulative))
             durations.add_metric([route], buckets, sum_value=h[-2])
         yield from (requests, durations)
