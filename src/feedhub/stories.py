@@ -23,9 +23,9 @@ BATCH = 500
 LOAD_SLACK = timedelta(days=1)  # items first seen a little before the window may still match
 
 
-def item_fingerprint(item: Item, published: datetime, settings: DedupeSettings) -> bytes:
-    """What the clusterer compares, made from the stored form of the item."""
-    doc = Doc(
+def item_doc(item: Item, published: datetime) -> Doc:
+    """An item as deduplication sees it: the same fields wherever it is fingerprinted."""
+    return Doc(
         key=item.key,
         source_id=item.source_id,
         title=item.title,
@@ -33,7 +33,11 @@ def item_fingerprint(item: Item, published: datetime, settings: DedupeSettings) 
         link=item.link,
         published=published,
     )
-    return fingerprint(doc, settings).to_bytes()
+
+
+def item_fingerprint(item: Item, published: datetime, settings: DedupeSettings) -> bytes:
+    """What the clusterer compares, made from the stored form of the item."""
+    return fingerprint(item_doc(item, published), settings).to_bytes()
 
 
 def dedupe_settings(stories: StorySettings) -> DedupeSettings:
@@ -96,15 +100,9 @@ class Clusterer:
             # original outlet's item comes first whatever order the sources answered in.
             for p in sorted(pending, key=lambda p: (p.stored.published, p.pk)):
                 item, published = p.stored.item, p.stored.published
-                doc = Doc(
-                    key=item.key,
-                    source_id=item.source_id,
-                    title=item.title,
-                    text=item.content or item.summary or "",
-                    link=item.link,
-                    published=published,
+                fp = self._stored(p.fingerprint) or fingerprint(
+                    item_doc(item, published), self.dedupe
                 )
-                fp = self._stored(p.fingerprint) or fingerprint(doc, self.dedupe)
                 match = self.index.match(fp, published)
                 if match is None:
                     story_id, link, new = item.key, StoryLink(), True
