@@ -51,8 +51,6 @@ class Worker:
         self.clusterer = Clusterer(storage, settings)
         self.poller = Poller(settings, storage, self.fetcher, clusterer=self.clusterer)
         self.scheduler = AsyncIOScheduler(timezone=UTC)
-        self.last_tick_at: datetime | None = None
-        self.last_tick_error: str | None = None
         self._tick_task: asyncio.Task[None] | None = None
 
     @property
@@ -113,15 +111,12 @@ class Worker:
         self._tick_task = asyncio.get_running_loop().create_task(self.tick())
 
     async def tick(self) -> None:
-        self.last_tick_at = datetime.now(UTC)
         deadline = time.monotonic() + self.settings.schedule.lease * 0.8
         try:
             report = await self.poller.poll(deadline=deadline)
         except FeedhubError as exc:
-            self.last_tick_error = str(exc)
             log.error("tick failed", extra={"error": str(exc)})
             return
-        self.last_tick_error = None
         changed = report.new_items or report.updated_items or report.clustered
         if changed and self.on_new_items is not None:
             self.on_new_items()
