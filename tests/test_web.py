@@ -46,12 +46,13 @@ def settings_for(server: FeedServer) -> Settings:
             "sections": [
                 {"id": "qinggan", "title": "情感"},
                 {"id": "gushi", "title": "故事", "parent": "qinggan"},
+                {"id": "hunlian", "title": "婚恋", "parent": "qinggan"},
                 {"id": "jingji", "title": "经济"},
             ],
             "sources": [
                 src("story", "鲁南情感", "gushi", "临沂"),
                 src("money", "齐鲁财经", "jingji", "济南"),
-                src("feel", "情感周刊", "qinggan", "临沂"),
+                src("feel", "情感周刊", "hunlian", "临沂"),
             ],
         }
     )
@@ -169,7 +170,7 @@ async def test_head_has_headers_and_no_body(env: Any) -> None:
 async def test_section_source_region_feeds(env: Any) -> None:
     client, _, _, _ = env
     parent = (await client.get("/feeds/section/qinggan.json")).json()
-    assert {i["_feedhub"]["section"] for i in parent["items"]} == {"gushi", "qinggan"}
+    assert {i["_feedhub"]["section"] for i in parent["items"]} == {"gushi", "hunlian"}
     assert len(parent["items"]) == 8  # a parent section includes its children's items
     child = (await client.get("/feeds/section/gushi.json")).json()
     assert len(child["items"]) == 5

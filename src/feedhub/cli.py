@@ -25,6 +25,7 @@ from feedhub.logs import setup_logging
 
 if TYPE_CHECKING:
     from feedhub.pipeline import PollReport, PollResult
+    from feedhub.settings import Settings
     from feedhub.storage.base import Storage
 
 
@@ -59,6 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     stories.add_argument("--all", action="store_true", help="single-source stories too")
     story = sub.add_parser("story", help="explain a story: its members and what joined each")
     story.add_argument("id", metavar="ID", help="a story id, or the id of any of its items")
+
+    sub.add_parser("sections", help="the section tree with item and story counts")
+    explain = sub.add_parser("explain", help="why an item is filed under its section")
+    explain.add_argument("id", metavar="ITEM_ID", help="an item id (as in feeds and `story`)")
+    pin = sub.add_parser("pin", help="pin an item to a section (also a training example)")
+    pin.add_argument("id", metavar="ITEM_ID")
+    pin.add_argument("section", metavar="SECTION", nargs="?", help="a leaf section id")
+    pin.add_argument("--clear", action="store_true", help="remove the pin")
+    train = sub.add_parser("train", help="train the section classifier now, then file items")
+    train.add_argument("--force", action="store_true", help="even if nothing changed")
+    sub.add_parser("file", help="file waiting items under sections now")
 
     fetchlog = sub.add_parser("log", help="recent fetches, newest first")
     fetchlog.add_argument("--source", metavar="ID")
@@ -159,6 +171,8 @@ def _dispatch(
             print_stories(loaded.settings, storage, console, args.limit, args.all)
             return 0
         return print_story(loaded.settings, storage, console, err, args.id)
+    if args.command in ("sections", "explain", "pin", "train", "file"):
+        return _sections(args, loaded.settings, storage, console, err)
     if args.command == "export":
         from pathlib import Path
 
@@ -180,6 +194,30 @@ def _dispatch(
             runner.run(serve(loaded, storage, role=args.role, host=args.host, port=args.port))
         return 0
     raise AssertionError(args.command)
+
+
+def _sections(
+    args: argparse.Namespace,
+    settings: Settings,
+    storage: Storage,
+    console: Console,
+    err: Console,
+) -> int:
+    from feedhub import cli_sections
+
+    if args.command == "sections":
+        cli_sections.print_sections(settings, storage, console)
+        return 0
+    if args.command == "explain":
+        return cli_sections.print_explain(settings, storage, console, err, args.id)
+    if args.command == "pin":
+        if (args.section is None) == (not args.clear):
+            err.print("[red]error[/red]: give a SECTION, or --clear")
+            return 2
+        return cli_sections.pin(settings, storage, console, err, args.id, args.section)
+    if args.command == "train":
+        return cli_sections.retrain(settings, storage, console, err, args.force)
+    return cli_sections.file_now(settings, storage, console)
 
 
 def _opml(args: argparse.Namespace, loaded: LoadedConfig, console: Console, err: Console) -> int:

@@ -138,6 +138,15 @@ def _cross_checks(settings: Settings) -> list[tuple[Loc, str]]:
             problems.append((("sources", i, "section"), f"unknown section {source.section!r}"))
         if source.timezone is not None and not _zone_exists(source.timezone):
             problems.append((("sources", i, "timezone"), f"unknown time zone {source.timezone!r}"))
+    fallback = settings.categorize.fallback
+    if fallback is not None:
+        parents = {s.parent for s in settings.sections}
+        if fallback not in section_ids:
+            problems.append((("categorize", "fallback"), f"unknown section {fallback!r}"))
+        elif fallback in parents:
+            problems.append(
+                (("categorize", "fallback"), f"section {fallback!r} has children: use a leaf")
+            )
     if settings.site.timezone is not None and not _zone_exists(settings.site.timezone):
         problems.append((("site", "timezone"), f"unknown time zone {settings.site.timezone!r}"))
     return problems

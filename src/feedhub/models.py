@@ -134,6 +134,7 @@ class StoredItem:
     first_seen: datetime  # aware UTC
     last_changed: datetime  # aware UTC; first_seen until the entry changes
     published: datetime  # item.published, or first_seen when the feed gave none
+    section_id: str | None = None  # the leaf section it is filed under, once filed
 
 
 # --- publishing ---------------------------------------------------------------------------------
@@ -256,7 +257,61 @@ class Story:
     created_at: datetime
     updated_at: datetime
     members: tuple[StoryMember, ...]
+    section_id: str | None = None  # the founding item's section
 
     @property
     def source_ids(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(m.stored.item.source_id for m in self.members))
+
+
+# --- sections ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FilingTask:
+    """An item to file (or file again) under a section."""
+
+    pk: int
+    stored: StoredItem
+    pin: str | None  # the operator's pinned section, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Filing:
+    """Where an item goes and why (``detail`` is JSON for ``feedhub explain``)."""
+
+    pk: int
+    key: str  # the item's key (a story founded by it takes the same section)
+    section_id: str
+    filing_key: str  # the configuration and model that decided it
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ItemFiling:
+    """An item with its filing, for ``feedhub explain``."""
+
+    stored: StoredItem
+    story_id: str | None
+    section_id: str | None
+    pin: str | None
+    filing_key: str | None
+    detail: str | None
+    filed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingExample:
+    stored: StoredItem
+    label: str  # leaf section
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRecord:
+    """A trained section model as stored: ``data`` is ``Model.to_bytes()``."""
+
+    version: str
+    created_at: datetime
+    examples: int
+    info: str  # JSON
+    data: bytes

@@ -28,6 +28,7 @@ from feedhub.core.schedule import after_error, after_fetched
 from feedhub.errors import FeedhubError, RateLimited, SourceGone, StorageError
 from feedhub.fetch import Fetcher
 from feedhub.models import FetchLogEntry, FetchResult, ParsedFeed, SourceSpec, SourceState
+from feedhub.sections import Filer
 from feedhub.settings import Settings, Source
 from feedhub.storage.base import Storage
 from feedhub.stories import Clusterer, item_fingerprint
@@ -63,7 +64,7 @@ class PollReport:
     results: list[PollResult] = field(default_factory=list)
     elapsed: float = 0.0
     busy: int = 0  # sources skipped because another poller holds them
-    clustered: int = 0  # items placed into stories after the polls
+    clustered: int = 0  # items placed into stories or filed under sections after the polls
 
     @property
     def new_items(self) -> int:
@@ -132,11 +133,13 @@ class Poller:
         clock: Clock = utcnow,
         rng: random.Random | None = None,
         clusterer: Clusterer | None = None,
+        filer: Filer | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.fetcher = fetcher
         self.clusterer = clusterer
+        self.filer = filer
         self.clock = clock
         self.rng = rng or random.Random()
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="feedhub-store")
@@ -251,14 +254,20 @@ class Poller:
         return report
 
     async def cluster(self) -> int:
-        """Put new items into stories (in the storage thread, after the writes)."""
-        if self.clusterer is None:
-            return 0
-        try:
-            return await self._store_call(self.clusterer.run, self.clock())
-        except StorageError as exc:
-            log.error("clustering failed", extra={"error": str(exc)})
-            return 0
+        """Put new items into stories, then file them under sections (in the storage thread,
+        after the writes). Returns how many items were placed or filed."""
+        done = 0
+        if self.clusterer is not None:
+            try:
+                done += await self._store_call(self.clusterer.run, self.clock())
+            except StorageError as exc:
+                log.error("clustering failed", extra={"error": str(exc)})
+        if self.filer is not None:
+            try:
+                done += await self._store_call(self.filer.run, self.clock())
+            except FeedhubError as exc:
+                log.error("filing failed", extra={"error": str(exc)})
+        return done
 
     async def _claim(
         self, ids: set[str], limit: int, lease: timedelta, ignore_schedule: bool
@@ -433,7 +442,10 @@ async def poll_sources(
     storage.sync_sources(source_specs(settings), clock())
     async with Fetcher(settings.fetch, user_agent=default_user_agent(settings)) as fetcher:
         clusterer = Clusterer(storage, settings)
-        poller = Poller(settings, storage, fetcher, clock=clock, clusterer=clusterer)
+        filer = Filer(storage, settings)
+        poller = Poller(
+            settings, storage, fetcher, clock=clock, clusterer=clusterer, filer=filer
+        )
         try:
             return await poller.poll(
                 source_ids=source_ids,

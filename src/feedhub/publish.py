@@ -1,8 +1,8 @@
 """What a published feed contains: which items, as which entries, under which title.
 
-Pure functions over settings and stored items. Which sources a feed covers is decided by the
-config: a section feed covers the sources filed under that section or any section below it, a
-region feed the sources that declare the region. Entry GUIDs are derived from (source id,
+Pure functions over settings and stored items. A section feed covers the stories filed under
+that section or any section below it (each item is filed by what it says, see ``sections``); a
+region feed covers the sources that declare the region. Entry GUIDs are derived from (source id,
 entry id) only, so they never change once published, whatever happens to the database.
 """
 
@@ -35,6 +35,7 @@ class FeedScope:
     description: str
     source_ids: tuple[str, ...]
     path: str  # e.g. "feeds/section/jingji" (no extension)
+    section_ids: tuple[str, ...] = ()  # a section feed: the section and every one below it
 
 
 def section_subtree(sections: Sequence[Section], root: str) -> set[str]:
@@ -88,6 +89,7 @@ def resolve_scope(settings: Settings, kind: FeedKind, ident: str = "") -> FeedSc
             f"{site.title}: {trail}",
             tuple(s.id for s in sources if s.section in subtree),
             f"feeds/section/{ident}",
+            tuple(s.id for s in settings.sections if s.id in subtree),
         )
     if kind == "source":
         source = next((s for s in sources if s.id == ident), None)
@@ -140,7 +142,8 @@ def feed_meta(settings: Settings, scope: FeedScope, updated: datetime) -> FeedMe
 def to_entry(stored: StoredItem, source: Source | None, sections: dict[str, Section]) -> FeedEntry:
     item = stored.item
     key = item.key
-    section = sections.get(source.section) if source and source.section else None
+    section_id = stored.section_id or (source.section if source else None)
+    section = sections.get(section_id) if section_id else None
     credit = SourceCredit(item.source_id, source.name if source else item.source_id, item.link)
     return FeedEntry(
         id=key,
@@ -193,6 +196,7 @@ def story_entry(story: Story, settings: Settings) -> FeedEntry:
     if kept and len(kept) != len(story.members):
         story = replace(story, members=kept)
     primary = primary_member(story, sources)
+    section = sections.get(story.section_id) if story.section_id else None
     base = to_entry(primary.stored, sources.get(primary.stored.item.source_id), sections)
     others = sorted(
         (m for m in story.members if m is not primary), key=lambda m: m.stored.published
@@ -216,7 +220,7 @@ def story_entry(story: Story, settings: Settings) -> FeedEntry:
         content_html=base.content_html,
         summary_html=base.summary_html,
         author=base.author,
-        section_id=base.section_id,
-        section_title=base.section_title,
+        section_id=section.id if section else base.section_id,
+        section_title=section.title if section else base.section_title,
         sources=tuple(credits),
     )

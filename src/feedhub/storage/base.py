@@ -8,13 +8,17 @@ next poll skip the body are only stored with the items they describe.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from feedhub.models import (
     FetchLogEntry,
+    Filing,
+    FilingTask,
     Item,
+    ItemFiling,
+    ModelRecord,
     PendingItem,
     SourceSpec,
     SourceState,
@@ -22,6 +26,7 @@ from feedhub.models import (
     StoreOutcome,
     Story,
     StoryAssignment,
+    TrainingExample,
     WindowEntry,
 )
 
@@ -127,12 +132,53 @@ class Storage(Protocol):
         *,
         min_members: int = 1,
         by_update: bool = False,
+        section_ids: Collection[str] | None = None,
     ) -> list[Story]:
         """Stories newest first (by their fixed published time, or by last join), with every
-        member; with ``source_ids``, those that any of these sources carried."""
+        member; with ``source_ids``, those that any of these sources carried; with
+        ``section_ids``, those filed under one of these sections."""
 
     def get_story(self, ident: str) -> Story | None:
         """A story by its id or by the key of any of its items."""
+
+    # -- sections ---------------------------------------------------------------------------
+
+    def items_to_file(
+        self,
+        filing_key: str,
+        cutoff: datetime,
+        valid_sections: Collection[str],
+        limit: int = 500,
+        *,
+        unfiled_only: bool = False,
+    ) -> list[FilingTask]:
+        """The filing queue, newest first: items never filed (or changed since), and unless
+        ``unfiled_only`` those filed under another ``filing_key`` that were published since
+        ``cutoff`` or are filed under a section not in ``valid_sections``."""
+
+    def file_items(self, filings: Sequence[Filing], now: datetime) -> int:
+        """Record where items are filed, in one transaction; stories founded by them follow."""
+
+    def pin_section(self, item_key: str, section_id: str | None) -> bool:
+        """Pin an item to a section (None: unpin) and queue it for filing; False if no such
+        item."""
+
+    def item_filing(self, item_key: str) -> ItemFiling | None: ...
+
+    def training_items(
+        self, channels: Mapping[str, Collection[str]], per_section: int
+    ) -> list[TrainingExample]:
+        """Newest items of each section's channel sources, and pinned items, as labels."""
+
+    def unlabeled_items(self, exclude_sources: Collection[str], limit: int) -> list[StoredItem]:
+        """Newest items of other sources (for self-training)."""
+
+    def save_model(self, record: ModelRecord) -> None: ...
+
+    def latest_model(self, *, with_data: bool = True) -> ModelRecord | None: ...
+
+    def section_counts(self) -> tuple[dict[str | None, int], dict[str | None, int]]:
+        """Items and stories per section id (None: not filed yet)."""
 
     def fetch_outcomes(self) -> dict[tuple[str, str], int]:
         """Fetch-log counts per (source id, "ok" | "not_modified" | "error")."""

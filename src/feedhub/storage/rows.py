@@ -152,7 +152,11 @@ def stored_item(row: Row[Any]) -> StoredItem:
         content_hash=row.content_hash,
     )
     return StoredItem(
-        item=item, first_seen=row.first_seen, last_changed=row.last_changed, published=row.published
+        item=item,
+        first_seen=row.first_seen,
+        last_changed=row.last_changed,
+        published=row.published,
+        section_id=row.section_id,
     )
 
 

@@ -153,12 +153,21 @@ items = Table(
     Column("match_score", Float),
     Column("match_title_sim", Float),
     Column("match_text_sim", Float),
+    # sections (0003): the leaf the item is filed under, the operator's pin, the filing
+    # configuration that decided it (NULL: not filed yet), why (JSON), and when
+    Column("section_id", Text),
+    Column("section_pin", Text),
+    Column("section_key", Text),
+    Column("section_detail", Text),
+    Column("section_at", UTCDateTime),
     UniqueConstraint("source_id", "entry_id"),
     Index("ix_items_newest", "published", "first_seen", "pk"),
     Index("ix_items_source_newest", "source_id", "published", "first_seen", "pk"),
     Index("ix_items_last_changed", "last_changed"),  # data_version() for the feed caches
     Index("ix_items_item_key", "item_key", unique=True),
     Index("ix_items_story_id", "story_id"),
+    Index("ix_items_section_key", "section_key"),
+    Index("ix_items_section_at", "section_at"),
 )
 
 stories = Table(
@@ -169,7 +178,20 @@ stories = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),  # last member joined
     Column("member_count", Integer, nullable=False, server_default=text("1")),
+    Column("section_id", Text),  # the founding item's section (0003)
     Index("ix_stories_published", "published", "id"),
+    Index("ix_stories_section_published", "section_id", "published", "id"),
+)
+
+section_models = Table(
+    "section_models",
+    metadata,
+    Column("version", Text, primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("examples", Integer, nullable=False),
+    Column("info", Text, nullable=False),  # JSON: sections, counts, what it was trained on
+    Column("data", LargeBinary, nullable=False),  # Model.to_bytes(): npz, no pickle
+    Index("ix_section_models_created_at", "created_at"),
 )
 
 fetch_log = Table(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,7 +36,11 @@ from sqlalchemy.exc import SQLAlchemyError, StatementError
 from feedhub.errors import StorageError
 from feedhub.models import (
     FetchLogEntry,
+    Filing,
+    FilingTask,
     Item,
+    ItemFiling,
+    ModelRecord,
     PendingItem,
     SourceSpec,
     SourceState,
@@ -44,8 +48,10 @@ from feedhub.models import (
     StoreOutcome,
     Story,
     StoryAssignment,
+    TrainingExample,
     WindowEntry,
 )
+from feedhub.storage import sections as section_queries
 from feedhub.storage import stories as story_queries
 from feedhub.storage.engine import begin_write, mask
 from feedhub.storage.migrations import SCHEMA_HEAD
@@ -96,6 +102,7 @@ _UPDATE_ITEM = (
         | {
             "categories": bindparam("p_categories"),
             "last_changed": bindparam("p_now", type_=UTCDateTime),
+            "section_key": None,  # changed content is filed again
             # A feed that stops giving a date keeps the one it gave before (or first_seen).
             "published": func.coalesce(
                 bindparam("p_published", type_=UTCDateTime), items.c.published
@@ -382,15 +389,72 @@ class SqlStorage:
         *,
         min_members: int = 1,
         by_update: bool = False,
+        section_ids: Collection[str] | None = None,
     ) -> list[Story]:
         with self._read("list_stories") as conn:
             return story_queries.list_stories(
-                conn, source_ids, limit, offset, min_members=min_members, by_update=by_update
+                conn,
+                source_ids,
+                limit,
+                offset,
+                min_members=min_members,
+                by_update=by_update,
+                section_ids=section_ids,
             )
 
     def get_story(self, ident: str) -> Story | None:
         with self._read("get_story") as conn:
             return story_queries.get_story(conn, ident)
+
+    # -- sections ---------------------------------------------------------------------------
+
+    def items_to_file(
+        self,
+        filing_key: str,
+        cutoff: datetime,
+        valid_sections: Collection[str],
+        limit: int = 500,
+        *,
+        unfiled_only: bool = False,
+    ) -> list[FilingTask]:
+        with self._read("items_to_file") as conn:
+            return section_queries.to_file(
+                conn, filing_key, cutoff, valid_sections, limit, unfiled_only=unfiled_only
+            )
+
+    def file_items(self, filings: Sequence[Filing], now: datetime) -> int:
+        with self._write("file_items") as conn:
+            return section_queries.file(conn, filings, now)
+
+    def pin_section(self, item_key: str, section_id: str | None) -> bool:
+        with self._write("pin_section") as conn:
+            return section_queries.pin(conn, item_key, section_id)
+
+    def item_filing(self, item_key: str) -> ItemFiling | None:
+        with self._read("item_filing") as conn:
+            return section_queries.item_filing(conn, item_key)
+
+    def training_items(
+        self, channels: Mapping[str, Collection[str]], per_section: int
+    ) -> list[TrainingExample]:
+        with self._read("training_items") as conn:
+            return section_queries.training(conn, channels, per_section)
+
+    def unlabeled_items(self, exclude_sources: Collection[str], limit: int) -> list[StoredItem]:
+        with self._read("unlabeled_items") as conn:
+            return section_queries.unlabeled(conn, exclude_sources, limit)
+
+    def save_model(self, record: ModelRecord) -> None:
+        with self._write("save_model") as conn:
+            section_queries.save_model(conn, record)
+
+    def latest_model(self, *, with_data: bool = True) -> ModelRecord | None:
+        with self._read("latest_model") as conn:
+            return section_queries.latest_model(conn, with_data=with_data)
+
+    def section_counts(self) -> tuple[dict[str | None, int], dict[str | None, int]]:
+        with self._read("section_counts") as conn:
+            return section_queries.section_counts(conn)
 
     def fetch_outcomes(self) -> dict[tuple[str, str], int]:
         with self._read("fetch_outcomes") as conn:
@@ -426,6 +490,7 @@ _DATA_VERSION = select(
     select(func.max(items.c.pk)).scalar_subquery(),
     select(func.max(items.c.last_changed)).scalar_subquery(),
     select(func.max(stories.c.updated_at)).scalar_subquery(),
+    select(func.max(items.c.section_at)).scalar_subquery(),
 )
 _OUTCOME = case(
     (fetch_log.c.error.is_not(None), "error"),

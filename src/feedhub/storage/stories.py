@@ -46,6 +46,11 @@ _JOINED = (
 )
 
 
+_FOUNDER_SECTION = (
+    select(items.c.section_id).where(items.c.item_key == stories.c.id).scalar_subquery()
+)
+
+
 def pending(conn: Connection, limit: int) -> list[PendingItem]:
     stmt = select(items).where(items.c.story_id.is_(None)).order_by(items.c.pk).limit(limit)
     return [
@@ -126,6 +131,14 @@ def assign(conn: Connection, assignments: Sequence[StoryAssignment], now: dateti
             for a in todo
         ],
     )
+    if founders:  # a founder filed before it was clustered gives the story its section
+        ids = [a.story_id for a in founders]
+        for start in range(0, len(ids), 500):
+            conn.execute(
+                update(stories)
+                .where(stories.c.id.in_(ids[start : start + 500]))
+                .values(section_id=_FOUNDER_SECTION)
+            )
     joins = Counter(a.story_id for a in todo if not a.new_story)
     if joins:
         conn.execute(
@@ -149,7 +162,7 @@ def _load(conn: Connection, story_rows: Sequence[Row[Any]]) -> list[Story]:
     for row in conn.execute(stmt):
         members[row.story_id].append(StoryMember(stored_item(row), _link(row)))
     return [
-        Story(r.id, r.published, r.created_at, r.updated_at, tuple(members[r.id]))
+        Story(r.id, r.published, r.created_at, r.updated_at, tuple(members[r.id]), r.section_id)
         for r in story_rows
         if members[r.id]
     ]
@@ -163,8 +176,13 @@ def list_stories(
     *,
     min_members: int = 1,
     by_update: bool = False,
+    section_ids: Collection[str] | None = None,
 ) -> list[Story]:
     stmt = select(stories)
+    if section_ids is not None:
+        if not section_ids:
+            return []
+        stmt = stmt.where(stories.c.section_id.in_(sorted(section_ids)))
     if source_ids is not None:
         if not source_ids:
             return []

@@ -139,7 +139,12 @@ def render_scope(
         entries = to_entries(settings, stored)
         changes = [s.last_changed for s in stored]
     else:  # merged feeds: one entry per story
-        found = storage.list_stories(None if scope.kind == "all" else scope.source_ids, limit=limit)
+        if scope.kind == "section":
+            found = storage.list_stories(section_ids=scope.section_ids, limit=limit)
+        else:
+            found = storage.list_stories(
+                None if scope.kind == "all" else scope.source_ids, limit=limit
+            )
         entries = [story_entry(story, settings) for story in found]
         changes = [
             max(story.updated_at, *(m.stored.last_changed for m in story.members))

@@ -1,0 +1,380 @@
+"""Filing stored items under sections, and training the section classifier, in the worker.
+
+The core (``feedhub.core.categorize``) decides; this module feeds it from storage and writes
+the result back. Every filing records a *filing key*: a hash of everything that decided it
+(the section tree and rules, the categorize settings, which source is a channel of which
+section, and the model version). The work queue is items never filed, plus, whenever the key
+changes (a YAML edit, a new model), the recent items filed under another key and every item
+in a section that no longer exists. Nothing is ever deleted: an item only moves.
+
+Training takes the newest items of channel sources (a source whose ``section:`` is a leaf; its
+section is the label) and the items the operator pinned. It runs on a schedule and only when
+that training set changed; models are stored in the database (bytes, no pickle), so every
+worker files with the same one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from feedhub.core.categorize import (
+    Categorizer,
+    Decision,
+    ItemText,
+    Rule,
+    SectionTree,
+)
+from feedhub.core.categorize import CategorizeSettings as CoreSettings
+from feedhub.core.classify import Model, ModelFormatError, ModelParams, TextEncoder
+from feedhub.core.textnorm import html_to_text
+from feedhub.errors import FeedhubError
+from feedhub.models import Filing, ModelRecord, StoredItem
+from feedhub.settings import Settings
+from feedhub.storage.base import Storage
+
+log = logging.getLogger("feedhub.sections")
+
+BATCH = 500
+UNLABELED = 3000  # recent items of other sources offered to self-training
+MAX_TEXT = 2000
+
+
+class TrainingError(FeedhubError):
+    """Not enough training data (or a model that cannot be read)."""
+
+
+# --- from settings --------------------------------------------------------------------------
+
+
+def section_tree(settings: Settings) -> SectionTree:
+    return SectionTree.from_pairs((s.id, s.parent) for s in settings.sections)
+
+
+def rules_of(settings: Settings) -> list[Rule]:
+    return [
+        Rule(
+            section.id,
+            keywords=dict(rule.keywords),
+            include=rule.include,
+            exclude=rule.exclude,
+            url_patterns=rule.url_patterns,
+            feed_categories=rule.feed_categories,
+            force=rule.force,
+            weight=rule.weight,
+        )
+        for section in settings.sections
+        for rule in section.rules
+    ]
+
+
+def core_settings(settings: Settings) -> CoreSettings:
+    c = settings.categorize
+    return CoreSettings(
+        fallback=c.fallback,
+        min_confidence=c.min_confidence,
+        override_margin=c.override_margin,
+        rule_weight=c.rule_weight,
+    )
+
+
+def channels(settings: Settings) -> dict[str, list[str]]:
+    """Leaf section -> the enabled or not sources filed under it (training labels)."""
+    leaves = set(section_tree(settings).leaves) if settings.sections else set()
+    out: dict[str, list[str]] = {}
+    for source in settings.sources:
+        if source.section in leaves:
+            out.setdefault(source.section, []).append(source.id)
+    return out
+
+
+def model_params(settings: Settings) -> ModelParams:
+    return ModelParams(self_training=settings.categorize.self_training)
+
+
+def filing_key(settings: Settings, model_version: str | None) -> str:
+    """Changes exactly when something that decides filings changes."""
+    c = settings.categorize
+    state = {
+        "sections": [
+            [s.id, s.parent, [r.model_dump(mode="json") for r in s.rules]]
+            for s in settings.sections
+        ],
+        "settings": [c.fallback, c.min_confidence, c.override_margin, c.rule_weight],
+        "sources": sorted([s.id, s.section] for s in settings.sources if s.section),
+        "model": model_version,
+    }
+    blob = json.dumps(state, ensure_ascii=False, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def item_text(stored: StoredItem, source_section: str | None) -> ItemText:
+    item = stored.item
+    body = item.content or item.summary or ""
+    text = " ".join(html_to_text(body[: MAX_TEXT * 4]).split())[:MAX_TEXT] if body else ""
+    return ItemText(
+        title=item.title,
+        text=text,
+        url=item.link,
+        feed_categories=item.categories,
+        source_section=source_section,
+    )
+
+
+def decision_json(decision: Decision) -> str:
+    data: dict[str, Any] = asdict(decision)
+    data["rule_hits"] = [list(hit) for hit in decision.rule_hits]
+    return json.dumps(data, ensure_ascii=False)
+
+
+def make_encoder(settings: Settings) -> TextEncoder | None:
+    if settings.categorize.encoder == "none":
+        return None
+    try:
+        from feedhub.core.semantic import UniversalSentenceEncoder
+    except ImportError as exc:  # the optional extra is missing
+        raise TrainingError(
+            "categorize.encoder: use needs the 'semantic' extra (pip install 'feedhub[semantic]')"
+        ) from exc
+    return UniversalSentenceEncoder()
+
+
+# --- filing ---------------------------------------------------------------------------------
+
+
+class Filer:
+    """Files the queue with the current settings and the newest stored model."""
+
+    def __init__(self, storage: Storage, settings: Settings) -> None:
+        self.storage = storage
+        self._model: Model | None = None
+        self._model_version: str | None = None
+        self._encoder: TextEncoder | None = None
+        self.apply(settings)
+
+    def apply(self, settings: Settings) -> None:
+        self.settings = settings
+        self._sources = {s.id: s.section for s in settings.sources}
+        self._tree = section_tree(settings)
+        self._categorizer: Categorizer | None = None
+        self._done_key: str | None = None  # the key whose stale filings are all redone
+
+    @property
+    def model(self) -> Model | None:
+        return self._model
+
+    @property
+    def filing_key(self) -> str:
+        return filing_key(self.settings, self._model_version)
+
+    def refresh_model(self) -> None:
+        record = self.storage.latest_model(with_data=False)
+        version = record.version if record else None
+        if version == self._model_version:
+            return
+        model = None
+        if record is not None:
+            full = self.storage.latest_model()
+            if full is not None:
+                try:
+                    model = self._load(full)
+                except (ModelFormatError, TrainingError, ValueError) as exc:
+                    log.error("section model unusable", extra={"error": str(exc)})
+        self._model = model
+        self._model_version = model.version if model else None
+        self._categorizer = None
+        if model is not None:
+            log.info("section model loaded", extra={"version": model.version})
+
+    def _load(self, record: ModelRecord) -> Model:
+        model = Model.from_bytes(record.data)
+        if model.encoder_name is not None:
+            if self._encoder is None:
+                self._encoder = make_encoder(self.settings)
+            if self._encoder is None:
+                raise TrainingError(f"model {model.version} needs its text encoder")
+            model = model.with_encoder(self._encoder)
+        known = set(self._tree.leaves)
+        if not set(model.sections) <= known:
+            # Trained for sections that are gone: only its still-known sections would matter,
+            # but the next training replaces it; until then file by rules and priors.
+            raise TrainingError(f"model {model.version} knows sections no longer configured")
+        return model
+
+    def categorizer(self) -> Categorizer:
+        if self._categorizer is None:
+            self._categorizer = Categorizer(
+                rules_of(self.settings), self._tree, core_settings(self.settings), self._model
+            )
+        return self._categorizer
+
+    def decide(self, stored: StoredItem, pin: str | None = None) -> Decision:
+        """One item's decision, as :meth:`run` would make it now."""
+        text = item_text(stored, self._sources.get(stored.item.source_id))
+        if pin is not None and pin in self._tree.leaves:
+            return Decision(pin, "pinned", 1.0, prior=text.source_section)
+        return self.categorizer().categorize(text)
+
+    def run(self, now: datetime, *, limit: int | None = None) -> int:
+        """File every item waiting; return how many were filed."""
+        if not self.settings.sections:
+            return 0
+        self.refresh_model()
+        key = filing_key(self.settings, self._model_version)
+        cutoff = now - timedelta(seconds=self.settings.categorize.refile_window)
+        leaves = self._tree.leaves
+        filed = 0
+        while limit is None or filed < limit:
+            tasks = self.storage.items_to_file(
+                key, cutoff, leaves, BATCH, unfiled_only=self._done_key == key
+            )
+            if not tasks:
+                self._done_key = key
+                break
+            decisions = self._decide_many([(t.stored, t.pin) for t in tasks])
+            filings = [
+                Filing(t.pk, t.stored.item.key, d.section, key, decision_json(d))
+                for t, d in zip(tasks, decisions, strict=True)
+            ]
+            filed += self.storage.file_items(filings, now)
+        if filed:
+            log.info("filed", extra={"items": filed, "model": self._model_version})
+        return filed
+
+    def _decide_many(self, pairs: Sequence[tuple[StoredItem, str | None]]) -> list[Decision]:
+        texts = [item_text(s, self._sources.get(s.item.source_id)) for s, _ in pairs]
+        decisions = self.categorizer().categorize_many(texts)
+        leaves = set(self._tree.leaves)
+        return [
+            Decision(pin, "pinned", 1.0, prior=text.source_section) if pin in leaves else d
+            for (_, pin), text, d in zip(pairs, texts, decisions, strict=True)
+        ]
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+def _signature(examples: Sequence[tuple[str, str]], unlabeled: int, params: ModelParams) -> str:
+    h = hashlib.sha256(json.dumps(asdict(params), sort_keys=True).encode())
+    for key, label in sorted(examples):
+        h.update(f"{key}\x1f{label}\x1e".encode())
+    h.update(str(unlabeled).encode())
+    return h.hexdigest()[:16]
+
+
+def train(
+    storage: Storage,
+    settings: Settings,
+    now: datetime,
+    *,
+    force: bool = False,
+    encoder: TextEncoder | None = None,
+) -> ModelRecord | None:
+    """Train a model on the channel and pinned items and store it as the newest.
+
+    Returns None when the training set is what the newest model was trained on (unless
+    ``force``). Raises TrainingError when fewer than two sections have enough items.
+    """
+    c = settings.categorize
+    chans = channels(settings)
+    found = storage.training_items(chans, c.max_examples)
+    leaves = set(section_tree(settings).leaves) if settings.sections else set()
+    by_label: dict[str, list[StoredItem]] = {}
+    for example in found:
+        if example.label in leaves:
+            by_label.setdefault(example.label, []).append(example.stored)
+    usable = {label: xs for label, xs in by_label.items() if len(xs) >= c.min_examples}
+    if len(usable) < 2:
+        counts = ", ".join(f"{k} {len(v)}" for k, v in sorted(by_label.items())) or "none"
+        raise TrainingError(
+            f"training needs {c.min_examples}+ items in at least two leaf sections "
+            f"(channel sources or pinned items); found: {counts}"
+        )
+    sources = {s.id: s.section for s in settings.sources}
+    examples = [
+        (item_text(s, None), label) for label, xs in usable.items() for s in xs
+    ]
+    params = model_params(settings)
+    unlabeled: list[ItemText] = []
+    if params.self_training > 0:
+        channel_ids = {sid for ids in chans.values() for sid in ids}
+        unlabeled = [
+            item_text(s, sources.get(s.item.source_id))
+            for s in storage.unlabeled_items(channel_ids, UNLABELED)
+        ]
+    keys = [(s.item.key, label) for label, xs in usable.items() for s in xs]
+    signature = _signature(keys, len(unlabeled), params)
+    latest = storage.latest_model(with_data=False)
+    if not force and latest is not None and json.loads(latest.info).get("signature") == signature:
+        return None
+    if encoder is None:
+        encoder = make_encoder(settings)
+    order = [s.id for s in settings.sections if s.id in usable]
+    model = Model.train(examples, order, params=params, unlabeled=unlabeled, encoder=encoder)
+    info = {
+        "signature": signature,
+        "sections": {label: len(xs) for label, xs in usable.items()},
+        "unlabeled": len(unlabeled),
+        "encoder": model.encoder_name,
+        **{k: v for k, v in model.info.items() if isinstance(v, int | float | str)},
+    }
+    record = ModelRecord(
+        model.version, now, len(examples), json.dumps(info, ensure_ascii=False), model.to_bytes()
+    )
+    storage.save_model(record)
+    log.info("section model trained", extra={"version": model.version, "examples": len(examples)})
+    return record
+
+
+def explain(filer: Filer, item_key: str) -> str:
+    """Why an item is where it is: the stored decision, and what filing it now would say."""
+    found = filer.storage.item_filing(item_key)
+    if found is None:
+        raise KeyError(item_key)
+    item = found.stored.item
+    lines = [
+        f"item {item.key}: {item.title}",
+        f"source: {item.source_id}   link: {item.link or '-'}",
+        f"filed under: {found.section_id or '(not filed yet)'}"
+        + (f"   pinned: {found.pin}" if found.pin else ""),
+    ]
+    if found.detail:
+        stored = _decision_from_json(found.detail)
+        when = f" {found.filed_at:%Y-%m-%d %H:%M} UTC" if found.filed_at else ""
+        lines += ["", f"as filed{when}:"]
+        lines += ["  " + line for line in stored.explain().splitlines()]
+    filer.refresh_model()
+    now = filer.decide(found.stored, found.pin)
+    current = filer.filing_key
+    if found.filing_key != current:
+        lines.append("")
+        lines.append("filing it now (settings or model changed since):")
+        lines += ["  " + line for line in now.explain().splitlines()]
+    model = filer.model
+    if model is not None and now.section in model.sections and now.reason != "pinned":
+        terms = model.top_terms(item_text(found.stored, None), now.section)
+        if terms:
+            shown = ", ".join(f"{t} {w:+.2f}" for t, w in terms)
+            lines.append(f"terms for {now.section}: {shown}")
+    return "\n".join(lines)
+
+
+def _decision_from_json(blob: str) -> Decision:
+    from feedhub.core.categorize import RuleHit
+
+    data: Mapping[str, Any] = json.loads(blob)
+    return Decision(
+        section=data["section"],
+        reason=data["reason"],
+        confidence=data["confidence"],
+        rule_hits=tuple(RuleHit(*hit) for hit in data.get("rule_hits", ())),
+        scores=tuple((s, p) for s, p in data.get("scores", ())),
+        classifier=tuple((s, p) for s, p in data.get("classifier", ())),
+        prior=data.get("prior"),
+        model_version=data.get("model_version"),
+    )
