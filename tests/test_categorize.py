@@ -478,3 +478,11 @@ def test_universal_sentence_encoder_as_a_model_feature() -> None:
     m = Model.train(examples(), TREE.leaves, encoder=enc)
     assert m.encoder_name == enc.name
     assert max(m.predict_proba(ItemText("篮球联赛冠军")).items(), key=lambda kv: kv[1])[0] == "体育"
+
+
+def test_cold_start_channel_outvotes_one_stray_keyword() -> None:
+    stray = ItemText("外婆的故事：她也曾是一名比赛选手", source_section="故事")
+    assert run(stray) == "故事"  # one 体育 vote against the channel's own
+    clear = ItemText("我市招商引资项目签约 企业投资热情高", source_section="故事")
+    decision = categorize(clear, RULES, None, TREE, SETTINGS)
+    assert (decision.section, decision.reason) == ("经济", "content-over-prior")

@@ -22,9 +22,11 @@ def file_all(store: Storage, key: str, section: str) -> int:
 
 def test_queue_filing_and_refiling(storage: Storage) -> None:
     sync(storage, "a")
-    poll(storage, "a", [item(1), item(2), item(3, published=T0 - timedelta(days=30))], T0)
+    month_ago = T0 - timedelta(days=30)
+    poll(storage, "a", [item(3, published=month_ago)], month_ago)  # published and seen long ago
+    poll(storage, "a", [item(1), item(2)], T0)
     tasks = storage.items_to_file("k1", CUTOFF, ["x", "y"])
-    assert [t.stored.item.entry_id for t in tasks] == ["entry-3", "entry-2", "entry-1"]  # newest pk
+    assert [t.stored.item.entry_id for t in tasks] == ["entry-2", "entry-1", "entry-3"]  # newest pk
     assert all(t.pin is None and t.stored.section_id is None for t in tasks)
     version = storage.data_version()
     assert file_all(storage, "k1", "x") == 3

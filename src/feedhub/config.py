@@ -221,6 +221,8 @@ def _line_of(document: Any, loc: Loc) -> int | None:
             if lc is not None:
                 line = lc.item(step)[0] + 1
             node = node[step]
+        elif isinstance(node, Mapping) and step == 0:
+            continue  # one mapping written where a list is allowed (``rules:``): its item 0
         else:
             break
     return line

@@ -304,6 +304,7 @@ class ItemFiling:
 class TrainingExample:
     stored: StoredItem
     label: str  # leaf section
+    pinned: bool = False  # the operator's word, not a channel's hint
 
 
 @dataclass(frozen=True, slots=True)

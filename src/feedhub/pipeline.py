@@ -443,9 +443,7 @@ async def poll_sources(
     async with Fetcher(settings.fetch, user_agent=default_user_agent(settings)) as fetcher:
         clusterer = Clusterer(storage, settings)
         filer = Filer(storage, settings)
-        poller = Poller(
-            settings, storage, fetcher, clock=clock, clusterer=clusterer, filer=filer
-        )
+        poller = Poller(settings, storage, fetcher, clock=clock, clusterer=clusterer, filer=filer)
         try:
             return await poller.poll(
                 source_ids=source_ids,

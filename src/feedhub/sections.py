@@ -18,8 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,7 @@ from feedhub.core.categorize import CategorizeSettings as CoreSettings
 from feedhub.core.classify import Model, ModelFormatError, ModelParams, TextEncoder
 from feedhub.core.textnorm import html_to_text
 from feedhub.errors import FeedhubError
-from feedhub.models import Filing, ModelRecord, StoredItem
+from feedhub.models import Filing, ModelRecord, StoredItem, TrainingExample
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
 
@@ -43,6 +44,7 @@ log = logging.getLogger("feedhub.sections")
 BATCH = 500
 UNLABELED = 3000  # recent items of other sources offered to self-training
 MAX_TEXT = 2000
+FOLDS = 3  # models that judge which channel items are misfiled
 
 
 class TrainingError(FeedhubError):
@@ -284,10 +286,10 @@ def train(
     chans = channels(settings)
     found = storage.training_items(chans, c.max_examples)
     leaves = set(section_tree(settings).leaves) if settings.sections else set()
-    by_label: dict[str, list[StoredItem]] = {}
+    by_label: dict[str, list[TrainingExample]] = {}
     for example in found:
         if example.label in leaves:
-            by_label.setdefault(example.label, []).append(example.stored)
+            by_label.setdefault(example.label, []).append(example)
     usable = {label: xs for label, xs in by_label.items() if len(xs) >= c.min_examples}
     if len(usable) < 2:
         counts = ", ".join(f"{k} {len(v)}" for k, v in sorted(by_label.items())) or "none"
@@ -296,9 +298,7 @@ def train(
             f"(channel sources or pinned items); found: {counts}"
         )
     sources = {s.id: s.section for s in settings.sources}
-    examples = [
-        (item_text(s, None), label) for label, xs in usable.items() for s in xs
-    ]
+    chosen = [x for xs in usable.values() for x in xs]
     params = model_params(settings)
     unlabeled: list[ItemText] = []
     if params.self_training > 0:
@@ -307,7 +307,7 @@ def train(
             item_text(s, sources.get(s.item.source_id))
             for s in storage.unlabeled_items(channel_ids, UNLABELED)
         ]
-    keys = [(s.item.key, label) for label, xs in usable.items() for s in xs]
+    keys = [(x.stored.item.key, x.label) for x in chosen]
     signature = _signature(keys, len(unlabeled), params)
     latest = storage.latest_model(with_data=False)
     if not force and latest is not None and json.loads(latest.info).get("signature") == signature:
@@ -315,20 +315,60 @@ def train(
     if encoder is None:
         encoder = make_encoder(settings)
     order = [s.id for s in settings.sections if s.id in usable]
-    model = Model.train(examples, order, params=params, unlabeled=unlabeled, encoder=encoder)
+    examples = [(item_text(x.stored, None), x.label) for x in chosen]
+    noisy = _misfiled(
+        examples, [x.pinned for x in chosen], order, params, c.override_margin, encoder
+    )
+    kept = [pair for i, pair in enumerate(examples) if i not in noisy]
+    model = Model.train(kept, order, params=params, unlabeled=unlabeled, encoder=encoder)
     info = {
         "signature": signature,
         "sections": {label: len(xs) for label, xs in usable.items()},
+        "left_out": len(noisy),
         "unlabeled": len(unlabeled),
         "encoder": model.encoder_name,
         **{k: v for k, v in model.info.items() if isinstance(v, int | float | str)},
     }
     record = ModelRecord(
-        model.version, now, len(examples), json.dumps(info, ensure_ascii=False), model.to_bytes()
+        model.version, now, len(kept), json.dumps(info, ensure_ascii=False), model.to_bytes()
     )
     storage.save_model(record)
     log.info("section model trained", extra={"version": model.version, "examples": len(examples)})
     return record
+
+
+def _misfiled(
+    examples: Sequence[tuple[ItemText, str]],
+    pinned: Sequence[bool],
+    order: Sequence[str],
+    params: ModelParams,
+    margin: float,
+    encoder: TextEncoder | None,
+) -> set[int]:
+    """Channel items whose content clearly belongs to another section, as judged by models
+    that never saw them (one per fold). A channel is a hint: the county investment report in
+    a story channel must not teach the model that investment reports are stories, or the
+    model would file it back there. Pinned items are never left out."""
+    folds = [
+        [i for i in range(len(examples)) if zlib.crc32(examples[i][0].title.encode()) % FOLDS == k]
+        for k in range(FOLDS)
+    ]
+    plain = replace(params, self_training=0.0)
+    noisy: set[int] = set()
+    for held in folds:
+        held_set = set(held)
+        rest = [pair for i, pair in enumerate(examples) if i not in held_set]
+        try:
+            model = Model.train(rest, order, params=plain, encoder=encoder)
+        except ValueError:  # a fold with one section only: nothing to judge against
+            continue
+        probs = model.predict_proba_many([examples[i][0] for i in held])
+        for i, p in zip(held, probs, strict=True):
+            label = examples[i][1]
+            best = max(p, key=lambda s: p[s])
+            if not pinned[i] and best != label and p[best] - p.get(label, 0.0) >= margin:
+                noisy.add(i)
+    return noisy
 
 
 def explain(filer: Filer, item_key: str) -> str:

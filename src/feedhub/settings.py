@@ -291,8 +291,8 @@ class CategorizeSettings(_Model):
     )
     refile_window: Duration = Field(
         default=14 * 86400.0,
-        description="When the model or the sections change, items published this recently "
-        "are filed again (items in a section that no longer exists always are).",
+        description="When the model or the sections change, items published or first seen "
+        "this recently are filed again (items in a section that no longer exists always are).",
     )
     encoder: Literal["none", "use"] = Field(
         default="none",

@@ -10,7 +10,7 @@ Evidence, in the order it is weighed:
    each section from the item's words. Votes are added to its log-probabilities
    (``rule_weight`` nats per unit of weight) and the result renormalized: that is the
    *content evidence*. Without a classifier the content evidence is each section's share of
-   the rule votes (cold start).
+   the rule votes, the channel counting as ``channel_vote`` for its own section (cold start).
 3. **The channel prior**: the section of the source the item came from. The item stays in it
    (its best leaf, when the source's section is a parent) unless the content evidence for a
    section outside it beats the best section inside it by ``override_margin``: that is how a
@@ -76,6 +76,7 @@ class CategorizeSettings:
     min_confidence: float = 0.4  # content evidence share needed to file an item without a prior
     override_margin: float = 0.3  # how far content must beat the channel's section to leave it
     rule_weight: float = 1.0  # nats added to the classifier's log-probability per vote unit
+    channel_vote: float = 1.0  # without a classifier: the channel's vote for its own section
 
 
 class RuleHit(NamedTuple):
@@ -288,9 +289,15 @@ class Categorizer:
             for leaf in self._under[hit.section]:
                 if leaf in votes:
                     votes[leaf] += hit.weight
+        prior = item.source_section if item.source_section in self._under else None
+        if probs is None and prior is not None and s.channel_vote > 0:
+            # Without a classifier the channel is a vote too, so that one stray keyword does
+            # not pull an item out of its channel; a clear majority of rule votes still does.
+            for leaf in self._under[prior]:
+                if leaf in votes:
+                    votes[leaf] += s.channel_vote
         evidence = self._evidence(allowed, votes, probs)
         top = _top(evidence)
-        prior = item.source_section if item.source_section in self._under else None
 
         def decision(section: str, reason: str) -> Decision:
             return Decision(

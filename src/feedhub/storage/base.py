@@ -153,8 +153,8 @@ class Storage(Protocol):
         unfiled_only: bool = False,
     ) -> list[FilingTask]:
         """The filing queue, newest first: items never filed (or changed since), and unless
-        ``unfiled_only`` those filed under another ``filing_key`` that were published since
-        ``cutoff`` or are filed under a section not in ``valid_sections``."""
+        ``unfiled_only`` those filed under another ``filing_key`` that were published or first
+        seen since ``cutoff`` or are filed under a section not in ``valid_sections``."""
 
     def file_items(self, filings: Sequence[Filing], now: datetime) -> int:
         """Record where items are filed, in one transaction; stories founded by them follow."""

@@ -59,7 +59,7 @@ def to_file(
     unfiled_only: bool,
 ) -> list[FilingTask]:
     """Items never filed, and, unless ``unfiled_only``, items filed under another filing key
-    that were published since ``cutoff`` or sit in a section that is not in ``valid``.
+    that were published or first seen since ``cutoff`` or sit in a section not in ``valid``.
     Newest first."""
     cond: ColumnElement[bool] = items.c.section_key.is_(None)
     if not unfiled_only:
@@ -67,6 +67,7 @@ def to_file(
             items.c.section_key != filing_key,
             or_(
                 items.c.published >= cutoff,
+                items.c.first_seen >= cutoff,
                 items.c.section_id.is_(None),
                 items.c.section_id.not_in(sorted(valid)),
             ),
@@ -147,7 +148,7 @@ def training(
         n = taken.get(r.section_pin, 0)
         if n < per_section:
             taken[r.section_pin] = n + 1
-            out.append(TrainingExample(stored_item(r), r.section_pin))
+            out.append(TrainingExample(stored_item(r), r.section_pin, pinned=True))
     return out
 
 
