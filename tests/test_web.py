@@ -157,7 +157,7 @@ async def test_gzip_compressed_once_with_its_own_etag(env: Any) -> None:
         headers={"accept-encoding": "identity", "if-none-match": raw.headers["etag"]},
     )
     assert cross.status_code == 200  # the gzip ETag names another representation
-    assert gzip.decompress(app.cache._entries[("all", "", "json", 50)].gzip_body) == plain.content
+    assert gzip.decompress(app.cache._entries[("feeds/all", "json", 50)].gzip_body) == plain.content
 
 
 async def test_head_has_headers_and_no_body(env: Any) -> None:
@@ -179,7 +179,9 @@ async def test_section_source_region_feeds(env: Any) -> None:
     item = source["items"][0]
     assert item["_feedhub"]["sources"][0]["id"] == "money"
     assert item["_feedhub"]["sources"][0]["name"] == "齐鲁财经"
-    assert item["_feedhub"]["related"] == []
+    related = item["_feedhub"]["related"]
+    assert related and item["id"] not in [r["id"] for r in related]
+    assert all(r["url"] == f"{BASE}story/{r['id']}" for r in related)
     region = (await client.get("/feeds/region/临沂.json")).json()
     assert len(region["items"]) == 8
     assert region["title"] == "琅琊新闻汇 - 临沂"

@@ -135,6 +135,7 @@ class StoredItem:
     last_changed: datetime  # aware UTC; first_seen until the entry changes
     published: datetime  # item.published, or first_seen when the feed gave none
     section_id: str | None = None  # the leaf section it is filed under, once filed
+    story_id: str | None = None  # the story it belongs to, once clustered
 
 
 # --- publishing ---------------------------------------------------------------------------------
@@ -316,3 +317,38 @@ class ModelRecord:
     examples: int
     info: str  # JSON
     data: bytes
+
+
+# --- related reading and hot -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoryDoc:
+    """A story as related reading reads it: its founding item's text and every source."""
+
+    story_id: str
+    title: str
+    body: str  # the founder's content or summary (sanitized HTML)
+    published: datetime
+    source_ids: tuple[str, ...]  # the founder's first, then in order of joining
+    section_id: str | None
+    section_detail: str | None = None  # the founder's filing decision (JSON)
+
+
+@dataclass(frozen=True, slots=True)
+class StoryActivity:
+    """What hotness is computed from: the sources and when each member was first seen."""
+
+    story_id: str
+    section_id: str | None
+    source_count: int
+    member_times: tuple[datetime, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RelatedRef:
+    """One entry of a stored related-reading list, with what a link needs."""
+
+    story_id: str
+    title: str
+    score: float

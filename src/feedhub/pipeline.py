@@ -28,6 +28,7 @@ from feedhub.core.schedule import after_error, after_fetched
 from feedhub.errors import FeedhubError, RateLimited, SourceGone, StorageError
 from feedhub.fetch import Fetcher
 from feedhub.models import FetchLogEntry, FetchResult, ParsedFeed, SourceSpec, SourceState
+from feedhub.relate import Relater
 from feedhub.sections import Filer
 from feedhub.settings import Settings, Source
 from feedhub.storage.base import Storage
@@ -59,12 +60,31 @@ class PollResult:
     redirected_to: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AfterPoll:
+    clustered: int = 0
+    filed: int = 0
+    related: int = 0
+
+
 @dataclass
 class PollReport:
     results: list[PollResult] = field(default_factory=list)
     elapsed: float = 0.0
     busy: int = 0  # sources skipped because another poller holds them
-    clustered: int = 0  # items placed into stories or filed under sections after the polls
+    clustered: int = 0  # items placed into stories after the polls
+    filed: int = 0  # items filed under sections
+    related: int = 0  # stories whose related reading was computed
+
+    def add(self, after: AfterPoll) -> None:
+        self.clustered += after.clustered
+        self.filed += after.filed
+        self.related += after.related
+
+    @property
+    def derived(self) -> int:
+        """Changes made after the polls (stories, sections, related reading)."""
+        return self.clustered + self.filed + self.related
 
     @property
     def new_items(self) -> int:
@@ -134,12 +154,14 @@ class Poller:
         rng: random.Random | None = None,
         clusterer: Clusterer | None = None,
         filer: Filer | None = None,
+        relater: Relater | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.fetcher = fetcher
         self.clusterer = clusterer
         self.filer = filer
+        self.relater = relater
         self.clock = clock
         self.rng = rng or random.Random()
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="feedhub-store")
@@ -196,7 +218,7 @@ class Poller:
         running: dict[asyncio.Task[PollResult], str] = {}
         exhausted = False
         new_since_cluster = 0
-        cluster_task: asyncio.Task[int] | None = None
+        cluster_task: asyncio.Task[AfterPoll] | None = None
         try:
             while True:
                 # Keep the pipe full: claim more as soon as half the claimed polls are done, so
@@ -234,7 +256,7 @@ class Poller:
                     cluster_task is None or cluster_task.done()
                 ):
                     if cluster_task is not None:
-                        report.clustered += cluster_task.result()
+                        report.add(cluster_task.result())
                     new_since_cluster = 0
                     cluster_task = asyncio.create_task(self.cluster())
         except BaseException:
@@ -246,28 +268,30 @@ class Poller:
             raise
         finally:
             if cluster_task is not None:
-                report.clustered += await cluster_task
+                report.add(await cluster_task)
         if ignore_schedule:
             report.busy = len(wanted - seen)
-        report.clustered += await self.cluster()
+        report.add(await self.cluster())
         report.elapsed = time.monotonic() - started
         return report
 
-    async def cluster(self) -> int:
-        """Put new items into stories, then file them under sections (in the storage thread,
-        after the writes). Returns how many items were placed or filed."""
-        done = 0
-        if self.clusterer is not None:
-            try:
-                done += await self._store_call(self.clusterer.run, self.clock())
-            except StorageError as exc:
-                log.error("clustering failed", extra={"error": str(exc)})
-        if self.filer is not None:
-            try:
-                done += await self._store_call(self.filer.run, self.clock())
-            except FeedhubError as exc:
-                log.error("filing failed", extra={"error": str(exc)})
-        return done
+    async def cluster(self) -> AfterPoll:
+        """Put new items into stories, file them under sections, and compute related reading
+        (in the storage thread, after the writes)."""
+        counts = []
+        for name, job in (
+            ("clustering", self.clusterer),
+            ("filing", self.filer),
+            ("related reading", self.relater),
+        ):
+            done = 0
+            if job is not None:
+                try:
+                    done = await self._store_call(job.run, self.clock())
+                except FeedhubError as exc:
+                    log.error(f"{name} failed", extra={"error": str(exc)})
+            counts.append(done)
+        return AfterPoll(*counts)
 
     async def _claim(
         self, ids: set[str], limit: int, lease: timedelta, ignore_schedule: bool
@@ -442,8 +466,15 @@ async def poll_sources(
     storage.sync_sources(source_specs(settings), clock())
     async with Fetcher(settings.fetch, user_agent=default_user_agent(settings)) as fetcher:
         clusterer = Clusterer(storage, settings)
-        filer = Filer(storage, settings)
-        poller = Poller(settings, storage, fetcher, clock=clock, clusterer=clusterer, filer=filer)
+        poller = Poller(
+            settings,
+            storage,
+            fetcher,
+            clock=clock,
+            clusterer=clusterer,
+            filer=Filer(storage, settings),
+            relater=Relater(storage, settings),
+        )
         try:
             return await poller.poll(
                 source_ids=source_ids,

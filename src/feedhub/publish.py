@@ -8,13 +8,22 @@ entry id) only, so they never change once published, whatever happens to the dat
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 from urllib.parse import quote, urljoin
 
-from feedhub.models import FeedEntry, FeedMeta, SourceCredit, StoredItem, Story, StoryMember
+from feedhub.models import (
+    FeedEntry,
+    FeedMeta,
+    RelatedLink,
+    RelatedRef,
+    SourceCredit,
+    StoredItem,
+    Story,
+    StoryMember,
+)
 from feedhub.settings import Section, Settings, Source
 
 FeedKind = Literal["all", "section", "source", "region"]
@@ -36,6 +45,7 @@ class FeedScope:
     source_ids: tuple[str, ...]
     path: str  # e.g. "feeds/section/jingji" (no extension)
     section_ids: tuple[str, ...] = ()  # a section feed: the section and every one below it
+    hot: bool = False  # the hottest stories rather than the newest
 
 
 def section_subtree(sections: Sequence[Section], root: str) -> set[str]:
@@ -63,8 +73,23 @@ def section_path(sections: Sequence[Section], section_id: str) -> list[Section]:
     return list(reversed(path))
 
 
-def resolve_scope(settings: Settings, kind: FeedKind, ident: str = "") -> FeedScope | None:
+def resolve_scope(
+    settings: Settings, kind: FeedKind, ident: str = "", *, hot: bool = False
+) -> FeedScope | None:
     """The feed named by the URL, or None when no such section/source/region exists."""
+    if hot:
+        if kind not in ("all", "section"):
+            return None
+        plain = resolve_scope(settings, kind, ident)
+        if plain is None:
+            return None
+        return replace(
+            plain,
+            title=f"{plain.title} - 热门",
+            description=f"{plain.description}（热门文章）",
+            path=f"{plain.path}/hot" if kind == "section" else "feeds/hot",
+            hot=True,
+        )
     site = settings.site
     sources = settings.sources
     if kind == "all":
@@ -117,9 +142,14 @@ def resolve_scope(settings: Settings, kind: FeedKind, ident: str = "") -> FeedSc
 
 
 def all_scopes(settings: Settings) -> list[FeedScope]:
-    """Every feed the site publishes: all, each section, each region, each source."""
-    scopes = [resolve_scope(settings, "all")]
-    scopes += [resolve_scope(settings, "section", s.id) for s in settings.sections]
+    """Every feed the site publishes: all, hot, each section (and its hot), each region, each
+    source."""
+    scopes = [resolve_scope(settings, "all"), resolve_scope(settings, "all", hot=True)]
+    for s in settings.sections:
+        scopes += [
+            resolve_scope(settings, "section", s.id),
+            resolve_scope(settings, "section", s.id, hot=True),
+        ]
     regions = sorted({s.region for s in settings.sources if s.region})
     scopes += [resolve_scope(settings, "region", r) for r in regions]
     scopes += [resolve_scope(settings, "source", s.id) for s in settings.sources]
@@ -224,3 +254,27 @@ def story_entry(story: Story, settings: Settings) -> FeedEntry:
         section_title=section.title if section else base.section_title,
         sources=tuple(credits),
     )
+
+
+def story_url(settings: Settings, story_id: str) -> str:
+    """The story's page on this site."""
+    return urljoin(settings.site.base_url, f"story/{quote(story_id)}")
+
+
+def with_related(
+    settings: Settings,
+    entries: Sequence[FeedEntry],
+    story_ids: Sequence[str | None],
+    lists: Mapping[str, Sequence[RelatedRef]],
+) -> list[FeedEntry]:
+    """Entries with their story's related reading (links to the related stories' pages)."""
+    out = []
+    for entry, story_id in zip(entries, story_ids, strict=True):
+        refs = lists.get(story_id, ()) if story_id else ()
+        if refs:
+            links = tuple(
+                RelatedLink(r.story_id, r.title, story_url(settings, r.story_id)) for r in refs
+            )
+            entry = replace(entry, related=links)
+        out.append(entry)
+    return out

@@ -23,6 +23,7 @@ from feedhub.config_watch import ConfigWatcher
 from feedhub.errors import FeedhubError
 from feedhub.fetch import Fetcher
 from feedhub.pipeline import Poller, source_specs
+from feedhub.relate import Relater
 from feedhub.sections import Filer, TrainingError, train
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
@@ -52,8 +53,14 @@ class Worker:
         self.fetcher = Fetcher(settings.fetch, user_agent=default_user_agent(settings))
         self.clusterer = Clusterer(storage, settings)
         self.filer = Filer(storage, settings)
+        self.relater = Relater(storage, settings)
         self.poller = Poller(
-            settings, storage, self.fetcher, clusterer=self.clusterer, filer=self.filer
+            settings,
+            storage,
+            self.fetcher,
+            clusterer=self.clusterer,
+            filer=self.filer,
+            relater=self.relater,
         )
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._tick_task: asyncio.Task[None] | None = None
@@ -131,7 +138,7 @@ class Worker:
         except FeedhubError as exc:
             log.error("tick failed", extra={"error": str(exc)})
             return
-        changed = report.new_items or report.updated_items or report.clustered
+        changed = report.new_items or report.updated_items or report.derived
         if changed and self.on_new_items is not None:
             self.on_new_items()
         if report.results:
@@ -191,6 +198,7 @@ class Worker:
         self.poller.settings = new
         self.clusterer.apply(new)
         self.filer.apply(new)
+        self.relater.apply(new)
         self.storage.sync_sources(source_specs(new), datetime.now(UTC))
         if not self.scheduler.running:
             return

@@ -243,6 +243,37 @@ def _rule_list(value: Any) -> Any:
     return [value] if isinstance(value, dict) else value
 
 
+class RelatedSettings(_Model):
+    """相关阅读: other stories on the same subject, listed with every story."""
+
+    limit: int = Field(default=5, ge=0, le=20, description="Stories per list (0: none).")
+    window: Duration = Field(
+        default=30 * 86400.0, description="Only stories published within this are related."
+    )
+    half_life: Duration = Field(
+        default=14 * 86400.0, description="A story this much older counts half as related."
+    )
+    max_per_source: int = Field(
+        default=2, ge=0, description="Entries from one primary source per list (0: no cap)."
+    )
+    same_section_boost: float = Field(
+        default=10.0, ge=0, description="Extra weight of stories filed in the same section."
+    )
+    title_weight: float = Field(
+        default=2.0, ge=0, description="A title word counts as this many body words."
+    )
+
+
+class HotSettings(_Model):
+    """热门: stories carried by many sources and spreading fast, decayed with age."""
+
+    half_life: Duration = Field(default=12 * 3600.0, description="Hotness halves this often.")
+    velocity_window: Duration = Field(
+        default=6 * 3600.0, description="Sources joining within this count as spreading."
+    )
+    max_age: Duration = Field(default=7 * 86400.0, description="Older stories are never hot.")
+
+
 class Section(_Model):
     id: Ident
     title: str
@@ -348,5 +379,7 @@ class Settings(_Model):
     web: WebSettings = WebSettings()
     stories: StorySettings = StorySettings()
     categorize: CategorizeSettings = CategorizeSettings()
+    related: RelatedSettings = RelatedSettings()
+    hot: HotSettings = HotSettings()
     sections: tuple[Section, ...] = ()
     sources: tuple[Source, ...] = ()

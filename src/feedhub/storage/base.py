@@ -20,12 +20,15 @@ from feedhub.models import (
     ItemFiling,
     ModelRecord,
     PendingItem,
+    RelatedRef,
     SourceSpec,
     SourceState,
     StoredItem,
     StoreOutcome,
     Story,
+    StoryActivity,
     StoryAssignment,
+    StoryDoc,
     TrainingExample,
     WindowEntry,
 )
@@ -179,6 +182,41 @@ class Storage(Protocol):
 
     def section_counts(self) -> tuple[dict[str | None, int], dict[str | None, int]]:
         """Items and stories per section id (None: not filed yet)."""
+
+    # -- related reading, hot, search -------------------------------------------------------
+
+    def related_window(self, since: datetime) -> list[StoryDoc]:
+        """Stories published since ``since``, oldest first (loading the related index)."""
+
+    def related_due(self, limit: int = 500) -> list[StoryDoc]:
+        """Stories whose related reading is due: new, joined by a source, or re-filed."""
+
+    def save_related(
+        self,
+        lists: Mapping[str, Sequence[tuple[str, float]]],
+        done: Collection[str],
+        now: datetime,
+    ) -> None:
+        """Replace these stories' lists (related id, score) and mark ``done`` as computed."""
+
+    def related_lists(self, story_ids: Collection[str]) -> dict[str, list[RelatedRef]]: ...
+
+    def story_activity(self, since: datetime) -> list[StoryActivity]:
+        """Stories first seen since ``since`` with their sources and member times (hotness)."""
+
+    def stories_by_ids(self, story_ids: Sequence[str]) -> list[Story]:
+        """In the order given; unknown ids left out."""
+
+    def search_stories(
+        self,
+        words: Sequence[str],
+        limit: int = 20,
+        offset: int = 0,
+        *,
+        section_ids: Collection[str] | None = None,
+    ) -> tuple[list[Story], int]:
+        """Stories with an item containing every word in its title or text, newest first,
+        and the total count."""
 
     def fetch_outcomes(self) -> dict[tuple[str, str], int]:
         """Fetch-log counts per (source id, "ok" | "not_modified" | "error")."""

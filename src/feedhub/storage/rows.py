@@ -157,6 +157,7 @@ def stored_item(row: Row[Any]) -> StoredItem:
         last_changed=row.last_changed,
         published=row.published,
         section_id=row.section_id,
+        story_id=row.story_id,
     )
 
 

@@ -179,8 +179,19 @@ stories = Table(
     Column("updated_at", UTCDateTime, nullable=False),  # last member joined
     Column("member_count", Integer, nullable=False, server_default=text("1")),
     Column("section_id", Text),  # the founding item's section (0003)
+    Column("related_at", UTCDateTime),  # related reading computed (0004); NULL: due
     Index("ix_stories_published", "published", "id"),
     Index("ix_stories_section_published", "section_id", "published", "id"),
+    Index("ix_stories_related_at", "related_at"),
+)
+
+story_related = Table(
+    "story_related",
+    metadata,
+    Column("story_id", Text, primary_key=True),
+    Column("rank", Integer, primary_key=True),
+    Column("related_id", Text, nullable=False),
+    Column("score", Float, nullable=False),
 )
 
 section_models = Table(

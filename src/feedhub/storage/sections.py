@@ -45,7 +45,11 @@ _FILE = (
     )
 )
 _STORY_SECTION = (
-    update(stories).where(stories.c.id == bindparam("p_item")).values(section_id=bindparam("p_s"))
+    update(stories)
+    .where(
+        stories.c.id == bindparam("p_item"), stories.c.section_id.is_distinct_from(bindparam("p_s"))
+    )
+    .values(section_id=bindparam("p_s"), related_at=None)
 )
 
 

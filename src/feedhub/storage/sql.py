@@ -42,15 +42,19 @@ from feedhub.models import (
     ItemFiling,
     ModelRecord,
     PendingItem,
+    RelatedRef,
     SourceSpec,
     SourceState,
     StoredItem,
     StoreOutcome,
     Story,
+    StoryActivity,
     StoryAssignment,
+    StoryDoc,
     TrainingExample,
     WindowEntry,
 )
+from feedhub.storage import related as related_queries
 from feedhub.storage import sections as section_queries
 from feedhub.storage import stories as story_queries
 from feedhub.storage.engine import begin_write, mask
@@ -456,6 +460,48 @@ class SqlStorage:
         with self._read("section_counts") as conn:
             return section_queries.section_counts(conn)
 
+    # -- related reading, hot, search -------------------------------------------------------
+
+    def related_window(self, since: datetime) -> list[StoryDoc]:
+        with self._read("related_window") as conn:
+            return related_queries.window_docs(conn, since)
+
+    def related_due(self, limit: int = 500) -> list[StoryDoc]:
+        with self._read("related_due") as conn:
+            return related_queries.due_docs(conn, limit)
+
+    def save_related(
+        self,
+        lists: Mapping[str, Sequence[tuple[str, float]]],
+        done: Collection[str],
+        now: datetime,
+    ) -> None:
+        with self._write("save_related") as conn:
+            related_queries.save(conn, lists, done, now)
+
+    def related_lists(self, story_ids: Collection[str]) -> dict[str, list[RelatedRef]]:
+        with self._read("related_lists") as conn:
+            return related_queries.lists(conn, story_ids)
+
+    def story_activity(self, since: datetime) -> list[StoryActivity]:
+        with self._read("story_activity") as conn:
+            return related_queries.activity(conn, since)
+
+    def stories_by_ids(self, story_ids: Sequence[str]) -> list[Story]:
+        with self._read("stories_by_ids") as conn:
+            return related_queries.by_ids(conn, story_ids)
+
+    def search_stories(
+        self,
+        words: Sequence[str],
+        limit: int = 20,
+        offset: int = 0,
+        *,
+        section_ids: Collection[str] | None = None,
+    ) -> tuple[list[Story], int]:
+        with self._read("search_stories") as conn:
+            return related_queries.search(conn, words, limit, offset, section_ids)
+
     def fetch_outcomes(self) -> dict[tuple[str, str], int]:
         with self._read("fetch_outcomes") as conn:
             return {(sid, outcome): int(n) for sid, outcome, n in conn.execute(_OUTCOMES)}
@@ -491,6 +537,7 @@ _DATA_VERSION = select(
     select(func.max(items.c.last_changed)).scalar_subquery(),
     select(func.max(stories.c.updated_at)).scalar_subquery(),
     select(func.max(items.c.section_at)).scalar_subquery(),
+    select(func.max(stories.c.related_at)).scalar_subquery(),
 )
 _OUTCOME = case(
     (fetch_log.c.error.is_not(None), "error"),

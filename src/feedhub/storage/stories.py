@@ -42,6 +42,7 @@ _JOINED = (
     .values(
         member_count=stories.c.member_count + bindparam("p_n", type_=Integer),
         updated_at=bindparam("p_now", type_=UTCDateTime),
+        related_at=None,  # a new source changes what the story is related to
     )
 )
 
@@ -153,7 +154,7 @@ def _link(row: Row[Any]) -> StoryLink:
     )
 
 
-def _load(conn: Connection, story_rows: Sequence[Row[Any]]) -> list[Story]:
+def load(conn: Connection, story_rows: Sequence[Row[Any]]) -> list[Story]:
     ids = [row.id for row in story_rows]
     if not ids:
         return []
@@ -194,7 +195,7 @@ def list_stories(
         stmt = stmt.where(stories.c.member_count >= min_members)
     order = stories.c.updated_at if by_update else stories.c.published
     stmt = stmt.order_by(order.desc(), stories.c.id.desc()).limit(limit).offset(offset)
-    return _load(conn, conn.execute(stmt).all())
+    return load(conn, conn.execute(stmt).all())
 
 
 def get_story(conn: Connection, ident: str) -> Story | None:
@@ -207,7 +208,7 @@ def get_story(conn: Connection, ident: str) -> Story | None:
         if story_id is None:
             return None
         row = conn.execute(select(stories).where(stories.c.id == story_id)).first()
-    found = _load(conn, [row]) if row is not None else []
+    found = load(conn, [row]) if row is not None else []
     return found[0] if found else None
 
 

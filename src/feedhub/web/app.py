@@ -8,6 +8,7 @@ keeps a request to a few dictionary lookups. Everything else is small and rare.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -23,8 +24,11 @@ from feedhub.errors import StorageError
 from feedhub.publish import FeedKind, all_scopes, resolve_scope
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
+from feedhub.web import api
 from feedhub.web.cache import MAX_CACHED, CacheKey, FeedCache, Rendered, make_rendered
 from feedhub.web.metrics import Metrics
+from feedhub.web.pages import Pages, owns, send_page
+from feedhub.web.portal_store import StoragePortal
 
 log = logging.getLogger("feedhub.web")
 
@@ -108,6 +112,12 @@ class FeedhubApp:
         self.worker = worker
         self.demo_dir = demo_dir
         self.cache = FeedCache(storage, settings)
+        self.portal = StoragePortal(settings, storage)
+        self.pages = Pages(
+            lambda: self.settings().site,
+            self.portal,
+            max_age=settings().web.cache_max_age,
+        )
         self.metrics = Metrics(storage)
         self._opml: tuple[int, Rendered] | None = None
         self._fast: dict[str, tuple[CacheKey, Rendered]] = {}
@@ -116,6 +126,7 @@ class FeedhubApp:
     def invalidate(self) -> None:
         """New items landed or the config changed: rendered feeds are stale."""
         self.cache.invalidate()
+        self.portal.invalidate()
         self._opml = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -165,9 +176,31 @@ class FeedhubApp:
             )
         if path.startswith("/demo/feeds/") and self.settings().web.serve_demo_feeds:
             return "demo", await self._demo(scope, send, path[len("/demo/feeds/") :])
-        if path == "/":
-            return "home", await self._home(send, method)
+        if path.startswith("/api/"):
+            return "api", await self._api(scope, send)
+        if owns(path):
+            return "page", await send_page(self.pages, scope, send)
         return "other", await self._text(send, 404, "not found\n", method)
+
+    async def _api(self, scope: Scope, send: Send) -> int:
+        try:
+            status, value = await asyncio.to_thread(
+                api.handle, self.portal, self.storage, scope["path"], scope["query_string"]
+            )
+        except StorageError as exc:
+            log.error("api failed", extra={"path": scope["path"], "error": str(exc)})
+            status, value = 503, {"error": "storage unavailable"}
+        body = json.dumps(value, ensure_ascii=False).encode() + b"\n"
+        max_age = int(self.settings().web.cache_max_age) if status == 200 else 0
+        cache = b"public, max-age=%d" % max_age if max_age else b"no-store"
+        return await self._bytes(
+            send,
+            status,
+            body,
+            b"application/json; charset=utf-8",
+            scope["method"],
+            extra=[(b"cache-control", cache), (b"access-control-allow-origin", b"*")],
+        )
 
     # --- feeds -------------------------------------------------------------------------------
 
@@ -179,14 +212,17 @@ class FeedhubApp:
                 send, 404, "unknown feed format: use .xml, .atom or .json\n", method
             )
         settings = self.settings()
-        if stem == "all":
-            feed_scope = resolve_scope(settings, "all")
+        if stem in ("all", "hot"):
+            feed_scope = resolve_scope(settings, "all", hot=stem == "hot")
         else:
             kind_name, slash, ident = stem.partition("/")
             kind = FEED_KINDS.get(kind_name)
+            hot = kind == "section" and ident.endswith("/hot")
+            if hot:
+                ident = ident[: -len("/hot")]
             if kind is None or not slash or not ident or "/" in ident:
                 return await self._text(send, 404, "no such feed\n", method)
-            feed_scope = resolve_scope(settings, kind, ident)
+            feed_scope = resolve_scope(settings, kind, ident, hot=hot)
             if feed_scope is None:
                 return await self._text(send, 404, f"no such {kind_name}: {ident}\n", method)
         limit = settings.web.feed_limit
@@ -211,7 +247,7 @@ class FeedhubApp:
         if not query:
             if len(self._fast) > MAX_CACHED:
                 self._fast.clear()
-            key = (feed_scope.kind, feed_scope.ident, ext, limit)
+            key = (feed_scope.path, ext, limit)
             self._fast[scope["path"]] = (key, rendered)
         return await self._send_rendered(scope, send, rendered, 200)
 
@@ -275,7 +311,6 @@ class FeedhubApp:
         return await self._send_rendered(scope, send, rendered, 200)
 
     async def _health(self, send: Send, method: str) -> int:
-        import json
 
         checks: dict[str, Any] = {}
         healthy = True
@@ -308,13 +343,6 @@ class FeedhubApp:
             extra=[(b"cache-control", b"no-store")],
         )
 
-    async def _home(self, send: Send, method: str) -> int:
-        settings = self.settings()
-        lines = [f"{settings.site.title}", "", "feeds:"]
-        lines += [f"  {s.title}: /{s.path}.xml  .atom  .json" for s in all_scopes(settings)]
-        lines += ["", "OPML: /opml.xml"]
-        return await self._text(send, 200, "\n".join(lines) + "\n", method)
-
     async def _text(
         self,
         send: Send,
@@ -346,10 +374,10 @@ class FeedhubApp:
 def site_opml(settings: Settings, now: datetime) -> bytes:
     """Every published feed (all, sections, regions, sources), grouped in folders."""
     base = settings.site.base_url
-    folders = {"all": "全部", "section": "栏目", "region": "地区", "source": "来源"}
-    groups: dict[str, list[OpmlOutline]] = {}
+    folders = {"all": "全部", "hot": "热门", "section": "栏目", "region": "地区", "source": "来源"}
+    groups: dict[str, list[OpmlOutline]] = {kind: [] for kind in folders}
     for scope in all_scopes(settings):
-        groups.setdefault(scope.kind, []).append(
+        groups["hot" if scope.hot else scope.kind].append(
             OpmlOutline(
                 text=scope.title,
                 title=scope.title,
@@ -360,6 +388,7 @@ def site_opml(settings: Settings, now: datetime) -> bytes:
     outlines = [
         OpmlOutline(text=folders[kind], xml_url="", children=tuple(children))
         for kind, children in groups.items()
+        if children
     ]
     return render_opml(settings.site.title, outlines, date=now)
 

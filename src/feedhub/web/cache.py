@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 
 from feedhub.core.render import render_atom, render_json, render_rss
-from feedhub.models import FeedEntry, FeedMeta
-from feedhub.publish import FeedScope, feed_meta, story_entry, to_entries
+from feedhub.models import FeedEntry, FeedMeta, Story
+from feedhub.publish import FeedScope, feed_meta, story_entry, to_entries, with_related
+from feedhub.relate import hot_story_ids
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
 
@@ -34,7 +35,7 @@ RENDERERS: dict[str, Callable[[FeedMeta, list[FeedEntry]], bytes]] = {
     "json": render_json,
 }
 MAX_CACHED = 1024
-CacheKey = tuple[str, str, str, int]  # kind, ident, format, limit
+CacheKey = tuple[str, str, int]  # path, format, limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,7 @@ class FeedCache:
 
     async def get(self, scope: FeedScope, fmt: str, limit: int) -> Rendered:
         await self._fresh()
-        key = (scope.kind, scope.ident, fmt, limit)
+        key = (scope.path, fmt, limit)
         cached = self._entries.get(key)
         if cached is not None:
             return cached
@@ -134,22 +135,36 @@ def render_scope(
     settings: Settings, storage: Storage, scope: FeedScope, fmt: str, limit: int
 ) -> tuple[bytes, datetime]:
     """One feed document and the time of its newest change (what Last-Modified says)."""
+    story_ids: list[str | None]
     if scope.kind == "source":  # a source's own feed: its items, cleaned
         stored = storage.list_items(source_ids=scope.source_ids, limit=limit)
         entries = to_entries(settings, stored)
         changes = [s.last_changed for s in stored]
+        story_ids = [s.story_id for s in stored]
     else:  # merged feeds: one entry per story
-        if scope.kind == "section":
-            found = storage.list_stories(section_ids=scope.section_ids, limit=limit)
-        else:
-            found = storage.list_stories(
-                None if scope.kind == "all" else scope.source_ids, limit=limit
-            )
+        found = scope_stories(storage, scope, limit, settings)
         entries = [story_entry(story, settings) for story in found]
         changes = [
             max(story.updated_at, *(m.stored.last_changed for m in story.members))
             for story in found
         ]
+        story_ids = [story.id for story in found]
+    if settings.related.limit:
+        lists = storage.related_lists([sid for sid in story_ids if sid])
+        entries = with_related(settings, entries, story_ids, lists)
     # The document changes when an item lands or changes, whatever dates the items carry.
     updated = max(changes, default=datetime(2000, 1, 1, tzinfo=UTC))
     return RENDERERS[fmt](feed_meta(settings, scope, updated), entries), updated
+
+
+def scope_stories(
+    storage: Storage, scope: FeedScope, limit: int, settings: Settings
+) -> list[Story]:
+    """The stories a merged feed shows: newest, or hottest for the hot feeds."""
+    if scope.hot:
+        section = scope.ident or None
+        ids = hot_story_ids(storage, settings, datetime.now(UTC), section, limit)
+        return storage.stories_by_ids(ids)
+    if scope.kind == "section":
+        return storage.list_stories(section_ids=scope.section_ids, limit=limit)
+    return storage.list_stories(None if scope.kind == "all" else scope.source_ids, limit=limit)

@@ -1,0 +1,196 @@
+"""Related-reading, hot and search queries.
+
+Plain functions over a Connection; ``SqlStorage`` wraps each in its transaction and error guard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, func, insert, or_, select, update
+
+from feedhub.models import RelatedRef, Story, StoryActivity, StoryDoc
+from feedhub.storage.schema import items, stories, story_related
+from feedhub.storage.stories import load as load_stories
+
+_CHUNK = 500
+
+
+def _docs(conn: Connection, rows: Sequence[Row[Any]]) -> list[StoryDoc]:
+    ids = [r.id for r in rows]
+    sources: dict[str, list[str]] = {sid: [] for sid in ids}
+    for start in range(0, len(ids), _CHUNK):
+        stmt = (
+            select(items.c.story_id, items.c.source_id)
+            .where(items.c.story_id.in_(ids[start : start + _CHUNK]))
+            .order_by(items.c.first_seen, items.c.pk)
+        )
+        for story_id, source_id in conn.execute(stmt):
+            seen = sources[story_id]
+            if source_id not in seen:
+                seen.append(source_id)
+    return [
+        StoryDoc(
+            r.id,
+            r.title,
+            r.content or r.summary or "",
+            r.published,
+            tuple(sources[r.id]) or (r.source_id,),
+            r.section_id,
+            r.section_detail,
+        )
+        for r in rows
+    ]
+
+
+def _doc_select() -> Any:
+    return select(
+        stories.c.id,
+        stories.c.published,
+        stories.c.section_id,
+        items.c.title,
+        items.c.summary,
+        items.c.content,
+        items.c.source_id,
+        items.c.section_detail,
+    ).join(items, items.c.item_key == stories.c.id)
+
+
+def window_docs(conn: Connection, since: datetime) -> list[StoryDoc]:
+    """Stories published since ``since``, oldest first."""
+    stmt = (
+        _doc_select()
+        .where(stories.c.published >= since)
+        .order_by(stories.c.published, stories.c.id)
+    )
+    return _docs(conn, conn.execute(stmt).all())
+
+
+def due_docs(conn: Connection, limit: int) -> list[StoryDoc]:
+    """Stories whose related reading is due (new, joined, or re-filed), oldest first."""
+    stmt = (
+        _doc_select()
+        .where(stories.c.related_at.is_(None))
+        .order_by(stories.c.published, stories.c.id)
+        .limit(limit)
+    )
+    return _docs(conn, conn.execute(stmt).all())
+
+
+def save(
+    conn: Connection,
+    lists: Mapping[str, Sequence[tuple[str, float]]],
+    done: Collection[str],
+    now: datetime,
+) -> None:
+    """Replace the lists of these stories; mark ``done`` as computed at ``now``."""
+    ids = sorted(lists)
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        conn.execute(delete(story_related).where(story_related.c.story_id.in_(chunk)))
+    rows = [
+        {"story_id": sid, "rank": rank, "related_id": rid, "score": float(score)}
+        for sid in ids
+        for rank, (rid, score) in enumerate(lists[sid])
+    ]
+    if rows:
+        conn.execute(insert(story_related), rows)
+    marked = sorted(done)
+    for start in range(0, len(marked), _CHUNK):
+        chunk = marked[start : start + _CHUNK]
+        conn.execute(update(stories).where(stories.c.id.in_(chunk)).values(related_at=now))
+
+
+def lists(conn: Connection, ids: Collection[str]) -> dict[str, list[RelatedRef]]:
+    """Stored lists, in rank order, with each related story's title (its founder's)."""
+    out: dict[str, list[RelatedRef]] = {}
+    wanted = sorted(ids)
+    for start in range(0, len(wanted), _CHUNK):
+        stmt = (
+            select(
+                story_related.c.story_id,
+                story_related.c.related_id,
+                story_related.c.score,
+                items.c.title,
+            )
+            .join(items, items.c.item_key == story_related.c.related_id)
+            .where(story_related.c.story_id.in_(wanted[start : start + _CHUNK]))
+            .order_by(story_related.c.story_id, story_related.c.rank)
+        )
+        for sid, rid, score, title in conn.execute(stmt):
+            out.setdefault(sid, []).append(RelatedRef(rid, title, score))
+    return out
+
+
+def activity(conn: Connection, since: datetime) -> list[StoryActivity]:
+    """Every story created (first seen) since ``since``: its section, sources and member
+    first-seen times."""
+    stmt = (
+        select(stories.c.id, stories.c.section_id, items.c.source_id, items.c.first_seen)
+        .join(items, items.c.story_id == stories.c.id)
+        .where(stories.c.created_at >= since)
+    )
+    found: dict[str, tuple[str | None, set[str], list[datetime]]] = {}
+    for sid, section, source, seen in conn.execute(stmt):
+        entry = found.setdefault(sid, (section, set(), []))
+        entry[1].add(source)
+        entry[2].append(seen)
+    return [
+        StoryActivity(sid, section, len(srcs), tuple(sorted(times)))
+        for sid, (section, srcs, times) in sorted(found.items())
+    ]
+
+
+def by_ids(conn: Connection, ids: Sequence[str]) -> list[Story]:
+    """Stories in the order of ``ids`` (unknown ids left out)."""
+    rows: list[Row[Any]] = []
+    for start in range(0, len(ids), _CHUNK):
+        rows += conn.execute(
+            select(stories).where(stories.c.id.in_(list(ids[start : start + _CHUNK])))
+        ).all()
+    by_id = {s.id: s for s in load_stories(conn, rows)}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search(
+    conn: Connection,
+    words: Sequence[str],
+    limit: int,
+    offset: int = 0,
+    section_ids: Collection[str] | None = None,
+) -> tuple[list[Story], int]:
+    """Stories with an item whose title or text contains every word (case-insensitive for
+    Latin letters), newest first; and how many there are in all."""
+    if not words:
+        return [], 0
+    conds = []
+    for word in words:
+        pattern = _like(word.lower())
+        conds.append(
+            or_(
+                func.lower(items.c.title).like(pattern, escape="\\"),
+                func.lower(func.coalesce(items.c.summary, "")).like(pattern, escape="\\"),
+                func.lower(func.coalesce(items.c.content, "")).like(pattern, escape="\\"),
+            )
+        )
+    matching = select(items.c.story_id).where(items.c.story_id.is_not(None), *conds).distinct()
+    base = select(stories.c.id, stories.c.published).where(stories.c.id.in_(matching))
+    if section_ids is not None:
+        base = base.where(stories.c.section_id.in_(sorted(section_ids)))
+    total = int(conn.execute(select(func.count()).select_from(base.subquery())).scalar_one())
+    ids = [
+        r.id
+        for r in conn.execute(
+            base.order_by(stories.c.published.desc(), stories.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+    ]
+    return by_ids(conn, ids), total

@@ -1,0 +1,199 @@
+"""``PortalData`` over storage: what the reader pages and the JSON API show.
+
+Stories appear as their primary item (highest source priority, then earliest published), as
+in the feeds. Counts per section and the hot ranking cost a scan, so they are kept per data
+version (hot for at least ``HOT_TTL`` seconds too: it changes with time even when no data
+does, but slowly).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from feedhub.core.textnorm import html_to_text
+from feedhub.models import Story
+from feedhub.publish import primary_member, section_subtree
+from feedhub.relate import hot_story_ids
+from feedhub.settings import Section, Settings
+from feedhub.storage.base import Storage
+from feedhub.web.portal import Outlet, Page, SectionNode, SourceRef, StoryCard, StoryPage
+
+VERSION_TTL = 1.0
+HOT_TTL = 60.0
+HOT_DEPTH = 200  # hottest stories ranked once, then filtered per section
+EXCERPT_CHARS = 120
+
+
+class StoragePortal:
+    def __init__(self, settings: Callable[[], Settings], storage: Storage) -> None:
+        self.settings = settings
+        self.storage = storage
+        self._lock = threading.Lock()
+        self._version = ""
+        self._version_at = -VERSION_TTL
+        self._counts: tuple[str, dict[str | None, int]] | None = None
+        self._hot: tuple[str, float, list[Story]] | None = None
+
+    # --- freshness ----------------------------------------------------------------------------
+
+    def data_version(self) -> str:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._version_at >= VERSION_TTL:
+                self._version = self.storage.data_version()
+                self._version_at = now
+            version = self._version
+        # Hot rankings move with the clock: the version moves with them, every HOT_TTL.
+        return f"{version}|{int(time.time() // HOT_TTL)}"
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._version_at = -VERSION_TTL
+
+    # --- cards --------------------------------------------------------------------------------
+
+    def card(self, story: Story) -> StoryCard:
+        settings = self.settings()
+        names = {s.id: s.name for s in settings.sources}
+        primary = primary_member(story, {s.id: s for s in settings.sources})
+        item = primary.stored.item
+        sources = [SourceRef(item.source_id, names.get(item.source_id, item.source_id), item.link)]
+        seen = {item.source_id}
+        for member in sorted(story.members, key=lambda m: m.stored.published):
+            sid = member.stored.item.source_id
+            if sid not in seen and sid in names:
+                seen.add(sid)
+                sources.append(SourceRef(sid, names[sid], member.stored.item.link))
+        body = item.summary or item.content or ""
+        excerpt = " ".join(html_to_text(body[:2000]).split())[:EXCERPT_CHARS] if body else ""
+        return StoryCard(
+            id=story.id,
+            title=item.title,
+            url=item.link,
+            published=story.published,
+            sources=tuple(sources),
+            section_id=story.section_id or primary.stored.section_id,
+            excerpt=excerpt,
+        )
+
+    def cards(self, stories: Sequence[Story]) -> tuple[StoryCard, ...]:
+        return tuple(self.card(s) for s in stories)
+
+    # --- sections -----------------------------------------------------------------------------
+
+    def _story_counts(self) -> dict[str | None, int]:
+        version = self.data_version()
+        cached = self._counts
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        _, stories = self.storage.section_counts()
+        self._counts = (version, stories)
+        return stories
+
+    def _subtree(self, section_id: str) -> set[str]:
+        return section_subtree(self.settings().sections, section_id)
+
+    def sections(self) -> Sequence[SectionNode]:
+        counts = self._story_counts()
+        sections = self.settings().sections
+        out = []
+        for section in _parents_first(self.settings()):
+            total = sum(counts.get(sid, 0) for sid in section_subtree(sections, section.id))
+            out.append(SectionNode(section.id, section.title, section.parent, total))
+        return out
+
+    def section_stories(self, section_id: str, page: int, per_page: int) -> Page | None:
+        if section_id not in {s.id for s in self.settings().sections}:
+            return None
+        subtree = self._subtree(section_id)
+        counts = self._story_counts()
+        total = sum(counts.get(sid, 0) for sid in subtree)
+        pages = max(1, -(-total // per_page))
+        found = self.storage.list_stories(
+            section_ids=subtree, limit=per_page, offset=(page - 1) * per_page
+        )
+        return Page(self.cards(found), page, pages, total)
+
+    # --- stories ------------------------------------------------------------------------------
+
+    def story(self, story_id: str) -> StoryPage | None:
+        story = self.storage.get_story(story_id)
+        if story is None or story.id != story_id:
+            return None
+        settings = self.settings()
+        names = {s.id: s.name for s in settings.sources}
+        card = self.card(story)
+        primary = primary_member(story, {s.id: s for s in settings.sources})
+        item = primary.stored.item
+        outlets = tuple(
+            Outlet(
+                m.stored.item.source_id,
+                names.get(m.stored.item.source_id, m.stored.item.source_id),
+                m.stored.item.title,
+                m.stored.item.link,
+                m.stored.published,
+            )
+            for m in sorted(story.members, key=lambda m: m.stored.published)
+        )
+        refs = self.storage.related_lists([story.id]).get(story.id, [])
+        related = self.cards(self.storage.stories_by_ids([r.story_id for r in refs]))
+        return StoryPage(
+            card=card,
+            content_html=item.content or item.summary or "",
+            author=item.author,
+            outlets=outlets,
+            related=related,
+        )
+
+    def _hottest(self) -> list[Story]:
+        version = self.data_version()
+        now = time.monotonic()
+        cached = self._hot
+        if cached is not None and cached[0] == version and now - cached[1] < HOT_TTL:
+            return cached[2]
+        ids = hot_story_ids(self.storage, self.settings(), datetime.now(UTC), None, HOT_DEPTH)
+        found = self.storage.stories_by_ids(ids)
+        self._hot = (version, now, found)
+        return found
+
+    def hot(self, section_id: str | None, n: int) -> Sequence[StoryCard]:
+        found = self._hottest()
+        if section_id is not None:
+            subtree = self._subtree(section_id)
+            found = [s for s in found if s.section_id in subtree]
+        return self.cards(found[:n])
+
+    def latest(self, section_id: str | None, n: int) -> Sequence[StoryCard]:
+        if section_id is None:
+            return self.cards(self.storage.list_stories(limit=n))
+        return self.cards(self.storage.list_stories(section_ids=self._subtree(section_id), limit=n))
+
+    def search(self, q: str, page: int, per_page: int) -> Page:
+        found, total = self.storage.search_stories(
+            q.split(), limit=per_page, offset=(page - 1) * per_page
+        )
+        pages = max(1, -(-total // per_page))
+        return Page(self.cards(found), page, pages, total)
+
+
+def _parents_first(settings: Settings) -> list[Section]:
+    """Sections in config order, but never a child before its parent."""
+    placed: list[Section] = []
+    done: set[str] = set()
+    pending = list(settings.sections)
+    while pending:
+        rest = []
+        for section in pending:
+            if section.parent is None or section.parent in done:
+                placed.append(section)
+                done.add(section.id)
+            else:
+                rest.append(section)
+        if len(rest) == len(pending):  # a cycle cannot pass validation; be safe anyway
+            placed += rest
+            break
+        pending = rest
+    return placed
