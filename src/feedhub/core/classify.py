@@ -11,7 +11,10 @@ through one softmax temperature fitted on cross-validated scores of the training
 "confident" means the same thing to the categorizer whatever the training set.
 
 An optional :class:`TextEncoder` (a sentence encoder, see ``feedhub.core.semantic``) adds dense
-features; it helps most with few training items but costs far more time per item.
+features; it helps most with few training items but costs far more time per item. So a model with
+an encoder is a cascade (``ModelParams.cascade_margin``): it also holds the weights of the sparse
+model alone, which answer the items they separate by a wide margin, and only the rest pay for the
+encoder (see ``feedhub.core.cascade``).
 
 The model is persisted as a NumPy ``.npz`` (no pickle: loading bytes never runs code) with a JSON
 header. Its ``version`` is a hash of the training data and parameters, so the same inputs give
@@ -35,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 import rjieba
 
+from feedhub.core.cascade import SparseHead
 from feedhub.errors import FeedhubError
 
 __all__ = [
@@ -93,6 +97,10 @@ class ModelParams:
     self_training: float = 0.0  # share of unlabelled items per predicted section added back
     dense_weight: float = 1.0  # scale of encoder features against the sparse ones
     seed: int = 0
+    # With an encoder: an item whose two best sections by the sparse weights alone are at
+    # least this many nats (log-odds) apart is answered by them and never encoded; the others
+    # go to the full (sparse + dense) model. None: every item uses the full model.
+    cascade_margin: float | None = 2.5
 
 
 def _model_text(item: ItemText, max_chars: int) -> str:
@@ -177,6 +185,7 @@ class Weights:
     b: FloatArray  # (n_sections,)
     temperature: float
     extra: Mapping[str, Any] = field(default_factory=dict)
+    sparse: SparseHead | None = None  # the cascade's first stage (models with an encoder)
 
 
 class Model:
@@ -198,6 +207,10 @@ class Model:
         self._version = version
         self._encoder_name = encoder_name
         self._encoder = encoder
+        head = weights.sparse if encoder_name is not None else None
+        self._head = head
+        # both stages' term weights side by side: one gather per item scores it for both
+        self._w2 = np.hstack([head.w, weights.w]) if head is not None else weights.w
 
     @property
     def sections(self) -> tuple[str, ...]:
@@ -218,7 +231,13 @@ class Model:
     @property
     def info(self) -> Mapping[str, Any]:
         """Facts about training (counts per section, temperature) for ``explain`` and logs."""
-        return {"temperature": self._wt.temperature, **self._wt.extra}
+        info: dict[str, Any] = {"temperature": self._wt.temperature, **self._wt.extra}
+        if self._head is not None:
+            info["cascade"] = {
+                "margin": self._head.margin,
+                "sparse_temperature": self._head.temperature,
+            }
+        return info
 
     # --- training ---------------------------------------------------------------------------
 
@@ -264,28 +283,45 @@ class Model:
     # --- prediction -------------------------------------------------------------------------
 
     def decision_many(self, items: Sequence[ItemText]) -> FloatArray:
-        """Raw linear scores, one row per item (before the softmax temperature)."""
+        """Raw linear scores of the full model, one row per item (before its temperature)."""
+        return self._scores(items, cascade=False)[0]
+
+    def _scores(
+        self, items: Sequence[ItemText], *, cascade: bool = True
+    ) -> tuple[FloatArray, list[float]]:
+        """Raw scores of the stage that answers each item, and that stage's temperature."""
+        if self._encoder_name is not None and self._encoder is None:
+            raise ValueError(f"model needs the text encoder {self._encoder_name!r}")
         texts = [_model_text(it, self._params.max_text_chars) for it in items]
-        out = np.empty((len(texts), len(self._sections)), dtype=np.float32)
-        out[:] = self._wt.b
+        k = len(self._sections)
+        head = self._head if cascade else None
+        both = np.zeros((len(texts), self._w2.shape[1]), dtype=np.float32)
         rows_i, rows_v = _vectorize(texts, self._wt.vocab)
-        w = self._wt.w
+        w2 = self._w2
         for r, (idx, val) in enumerate(zip(rows_i, rows_v, strict=True)):
             if idx:
-                out[r] += np.asarray(val, dtype=np.float32) @ w[idx]
-        if self._encoder_name is not None:
-            if self._encoder is None:
-                raise ValueError(f"model needs the text encoder {self._encoder_name!r}")
-            dense = self._encoder.encode(texts).astype(np.float32)
-            out += (dense * np.float32(self._params.dense_weight)) @ self._wt.wd
-        return out
+                both[r] = np.asarray(val, dtype=np.float32) @ w2[idx]
+        out = both[:, -k:] + self._wt.b
+        temps = [self._wt.temperature] * len(texts)
+        routed = np.arange(len(texts))
+        if head is not None:
+            sparse = both[:, :k] + head.b
+            confident = head.confident(sparse)
+            out[confident] = sparse[confident]
+            for r in np.flatnonzero(confident).tolist():
+                temps[r] = head.temperature
+            routed = np.flatnonzero(~confident)
+        if self._encoder is not None and len(routed):
+            dense = self._encoder.encode([texts[r] for r in routed.tolist()]).astype(np.float32)
+            out[routed] += (dense * np.float32(self._params.dense_weight)) @ self._wt.wd
+        return out, temps
 
     def predict_proba_many(self, items: Sequence[ItemText]) -> list[dict[str, float]]:
         if not items:
             return []
-        t = self._wt.temperature
+        scores, temps = self._scores(items)
         out: list[dict[str, float]] = []
-        for row in self.decision_many(items).tolist():  # plain floats: ten exps beat numpy calls
+        for row, t in zip(scores.tolist(), temps, strict=True):  # plain floats beat numpy here
             peak = max(row)
             exps = [math.exp((z - peak) * t) for z in row]
             total = sum(exps)
@@ -299,14 +335,19 @@ class Model:
     def top_terms(self, item: ItemText, section: str, n: int = 5) -> list[tuple[str, float]]:
         """The item's terms that pushed it most towards ``section``: for ``explain``."""
         k = self._sections.index(section)
-        words, chars = _terms(_model_text(item, self._params.max_text_chars))
+        text = _model_text(item, self._params.max_text_chars)
+        w = self._wt.w
+        if self._head is not None:  # the weights of the stage that answers this item
+            ((idx, val),) = zip(*_vectorize([text], self._wt.vocab), strict=True)
+            row = (np.asarray(val, dtype=np.float32) @ self._head.w[idx]) + self._head.b
+            if self._head.confident(row[None, :])[0]:
+                w = self._head.w
+        words, chars = _terms(text)
         contrib: list[tuple[str, float]] = []
         for terms, table in ((words, self._wt.vocab.words), (chars, self._wt.vocab.chars)):
             idx, val = _weights(terms, table)
             known = [t for t in dict.fromkeys(terms) if t in table]
-            contrib += [
-                (t, v * float(self._wt.w[j, k])) for t, j, v in zip(known, idx, val, strict=True)
-            ]
+            contrib += [(t, v * float(w[j, k])) for t, j, v in zip(known, idx, val, strict=True)]
         contrib.sort(key=lambda tv: -tv[1])
         return [(t, round(v, 4)) for t, v in contrib[:n] if v > 0]
 
@@ -332,14 +373,21 @@ class Model:
             "extra": dict(self._wt.extra),
             "vocab": vocab,
         }
+        arrays: dict[str, Any] = {
+            "idf": self._wt.idf,
+            "w": self._wt.w,
+            "wd": self._wt.wd,
+            "b": self._wt.b,
+        }
+        head = self._wt.sparse
+        if head is not None:
+            header["cascade"] = {"temperature": head.temperature, "margin": head.margin}
+            arrays |= {"ws": head.w, "bs": head.b}
         buf = io.BytesIO()
         np.savez_compressed(
             buf,
             header=np.frombuffer(json.dumps(header, ensure_ascii=False).encode(), dtype=np.uint8),
-            idf=self._wt.idf,
-            w=self._wt.w,
-            wd=self._wt.wd,
-            b=self._wt.b,
+            **arrays,
         )
         return buf.getvalue()
 
@@ -348,9 +396,21 @@ class Model:
         try:
             with np.load(io.BytesIO(data), allow_pickle=False) as z:
                 header = json.loads(z["header"].tobytes().decode())
-                arrays = {k: z[k].astype(np.float32) for k in ("idf", "w", "wd", "b")}
+                names = ("idf", "w", "wd", "b") + (("ws", "bs") if header.get("cascade") else ())
+                arrays = {k: z[k].astype(np.float32) for k in names}
             if header.get("format") != FORMAT:
                 raise ModelFormatError(f"not a {FORMAT} model: {header.get('format')!r}")
+            cascade = header.get("cascade")
+            head = (
+                SparseHead(
+                    arrays["ws"],
+                    arrays["bs"],
+                    float(cascade["temperature"]),
+                    float(cascade["margin"]),
+                )
+                if cascade
+                else None
+            )
             weights = Weights(
                 Vocabulary.of(header["vocab"], arrays["idf"]),
                 arrays["idf"],
@@ -359,6 +419,7 @@ class Model:
                 arrays["b"],
                 float(header["temperature"]),
                 header.get("extra", {}),
+                head,
             )
             model = cls(
                 header["sections"],
@@ -382,9 +443,12 @@ def _version(
     encoder: TextEncoder | None,
 ) -> str:
     h = hashlib.sha256()
+    kept = asdict(params)
+    if encoder is None:  # the cascade needs an encoder: without one, versions are as they were
+        del kept["cascade_margin"]
     head = {
         "format": FORMAT,
-        "params": asdict(params),
+        "params": kept,
         "classes": list(classes),
         "encoder": encoder.name if encoder else None,
     }

@@ -17,6 +17,7 @@ from sklearn.exceptions import ConvergenceWarning  # type: ignore[import-untyped
 from sklearn.model_selection import StratifiedKFold  # type: ignore[import-untyped]
 from sklearn.svm import LinearSVC  # type: ignore[import-untyped]
 
+from feedhub.core.cascade import SparseHead, routed_share
 from feedhub.core.classify import (
     ModelParams,
     TextEncoder,
@@ -31,6 +32,7 @@ from feedhub.core.classify import (
 __all__ = ["fit"]
 
 IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
 
 
 def fit(
@@ -42,52 +44,76 @@ def fit(
 ) -> Weights:
     """Weights of a one-vs-rest linear SVM over ``ordered`` (text, label) pairs.
 
-    ``pool``: unlabelled texts for one round of self-training (empty: none).
+    ``pool``: unlabelled texts for one round of self-training (empty: none). With an encoder and
+    a ``params.cascade_margin``, the sparse features alone are fitted too, as the cascade's
+    first stage: the same weights a model without the encoder would have.
     """
     texts = [t for t, _ in ordered]
     index = {c: i for i, c in enumerate(classes)}
     y = np.array([index[label] for _, label in ordered], dtype=np.int64)
     vocab, idf = build_vocab(texts, params.max_features)
-    x = _matrix(texts, vocab, encoder, params)
-    temperature = _calibrate(x, y, len(classes), params)
-    w, b = _fit_svm(x, y, len(classes), params)
+    xs = _matrix(texts, vocab)
+    ps = _matrix(pool, vocab) if pool else None
+    head: SparseHead | None = None
+    routed: float | None = None
+    if encoder is not None:
+        x = _with_dense(xs, texts, encoder, params)
+        xp = _with_dense(ps, pool, encoder, params) if ps is not None else None
+        if params.cascade_margin is not None:
+            sw, sb, st, held_out, _ = _head(xs, ps, y, len(classes), params)
+            head = SparseHead(_f32(sw), _f32(sb), st, params.cascade_margin)
+            routed = routed_share(held_out, head)
+    else:
+        x, xp = xs, ps
+    w, b, temperature, _, n_pseudo = _head(x, xp, y, len(classes), params)
+    n_terms = vocab.size
+    counts = {c: int((y == i).sum()) for c, i in index.items()}
+    extra: dict[str, Any] = {"examples": counts, "pseudo_labelled": n_pseudo, "terms": n_terms}
+    if routed is not None:
+        extra["held_out_routed"] = round(routed, 4)
+    return Weights(
+        vocab=vocab,
+        idf=idf,
+        w=_f32(w[:n_terms]),
+        wd=_f32(w[n_terms:]),
+        b=_f32(b),
+        temperature=temperature,
+        extra=extra,
+        sparse=head,
+    )
+
+
+def _head(
+    x: Any, xp: Any, y: IntArray, n_classes: int, params: ModelParams
+) -> tuple[FloatArray, FloatArray, float, FloatArray, int]:
+    """Weights, biases, temperature, held-out scores and pseudo-label count of one model."""
+    temperature, held_out = _calibrate(x, y, n_classes, params)
+    w, b = _fit_svm(x, y, n_classes, params)
     n_pseudo = 0
-    if pool:
-        xp = _matrix(pool, vocab, encoder, params)
+    if xp is not None:
         scores = np.asarray(xp @ w) + b
         keep, labels = _confident(scores, params.self_training)
         n_pseudo = len(keep)
         if n_pseudo:
             x2 = sparse.vstack([x, xp[keep]]).tocsr()
-            w, b = _fit_svm(x2, np.concatenate([y, labels]), len(classes), params)
-    n_terms = vocab.size
-    counts = {c: int((y == i).sum()) for c, i in index.items()}
-    extra: dict[str, Any] = {"examples": counts, "pseudo_labelled": n_pseudo, "terms": n_terms}
-    return Weights(
-        vocab=vocab,
-        idf=idf,
-        w=np.ascontiguousarray(w[:n_terms], dtype=np.float32),
-        wd=np.ascontiguousarray(w[n_terms:], dtype=np.float32),
-        b=b.astype(np.float32),
-        temperature=temperature,
-        extra=extra,
-    )
+            w, b = _fit_svm(x2, np.concatenate([y, labels]), n_classes, params)
+    return w, b, temperature, held_out, n_pseudo
 
 
-def _matrix(
-    texts: Sequence[str],
-    vocab: Vocabulary,
-    encoder: TextEncoder | None,
-    params: ModelParams,
-) -> Any:
+def _f32(a: FloatArray) -> npt.NDArray[np.float32]:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def _matrix(texts: Sequence[str], vocab: Vocabulary) -> Any:
     rows_i, rows_v = vectorize(texts, vocab)
     indptr = np.zeros(len(texts) + 1, dtype=np.int64)
     np.cumsum([len(r) for r in rows_i], out=indptr[1:])
     indices = np.fromiter((j for r in rows_i for j in r), dtype=np.int64, count=int(indptr[-1]))
     data = np.fromiter((v for r in rows_v for v in r), dtype=np.float64, count=int(indptr[-1]))
-    x = sparse.csr_matrix((data, indices, indptr), shape=(len(texts), vocab.size))
-    if encoder is None:
-        return x
+    return sparse.csr_matrix((data, indices, indptr), shape=(len(texts), vocab.size))
+
+
+def _with_dense(x: Any, texts: Sequence[str], encoder: TextEncoder, params: ModelParams) -> Any:
     dense = np.asarray(encoder.encode(texts), dtype=np.float64) * params.dense_weight
     return sparse.hstack([x, sparse.csr_matrix(dense)]).tocsr()
 
@@ -116,17 +142,21 @@ def _fit_svm(
     return w, b
 
 
-def _calibrate(x: Any, y: IntArray, n_classes: int, params: ModelParams) -> float:
-    """Softmax temperature minimizing the log loss of out-of-fold scores."""
+def _calibrate(
+    x: Any, y: IntArray, n_classes: int, params: ModelParams
+) -> tuple[float, FloatArray]:
+    """Softmax temperature minimizing the log loss of out-of-fold scores, and those scores
+    (no rows when there are too few items to hold any out)."""
     smallest = int(np.bincount(y, minlength=n_classes)[np.unique(y)].min())
     folds = min(3, smallest)
+    none = np.zeros((0, n_classes))
     if folds < 2:
-        return default_temperature()
+        return default_temperature(), none
     scores = np.zeros((len(y), n_classes))
     split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=params.seed)
     for train, test in split.split(np.zeros(len(y)), y):
         if len(np.unique(y[train])) < 2:
-            return default_temperature()
+            return default_temperature(), none
         w, b = _fit_svm(x[train], y[train], n_classes, params)
         scores[test] = np.asarray(x[test] @ w) + b
     best, best_loss = default_temperature(), float("inf")
@@ -137,7 +167,7 @@ def _calibrate(x: Any, y: IntArray, n_classes: int, params: ModelParams) -> floa
         loss = -float(log_p[np.arange(len(y)), y].mean())
         if loss < best_loss:
             best, best_loss = float(t), loss
-    return best
+    return best, scores
 
 
 def _confident(scores: npt.NDArray[np.float64], share: float) -> tuple[IntArray, IntArray]:
