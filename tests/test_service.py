@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -121,6 +123,21 @@ def test_export_writes_every_feed_and_the_opml(tmp_path: Path) -> None:
     assert "https://cdn.example.cn/news/feeds/section/jingji.xml" in (out / "opml.xml").read_text(
         encoding="utf-8"
     )
+    # The reader pages, as a static site whose links all resolve to written files.
+    assert {"index.html", "section/jingji/index.html", "static/style.css"} <= names
+    story_pages = [n for n in names if n.startswith("story/") and n.endswith("/index.html")]
+    assert len(story_pages) == 1
+    assert "甲 新闻" in (out / story_pages[0]).read_text(encoding="utf-8")
+    checked = 0
+    for page in out.rglob("*.html"):
+        for link in re.findall(r'(?:href|src)="([^"#]+)"', page.read_text(encoding="utf-8")):
+            if link.startswith(("http", "data:", "/search")):
+                continue
+            target = (page.parent / html.unescape(link)).resolve()
+            assert target.is_relative_to(out.resolve()), (page, link)
+            assert (target / "index.html" if link.endswith("/") else target).is_file(), (page, link)
+            checked += 1
+    assert checked > 20
 
 
 def test_opml_export_and_import_keep_comments_and_order(tmp_path: Path) -> None:

@@ -76,9 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     fetchlog.add_argument("--source", metavar="ID")
     fetchlog.add_argument("--limit", type=int, default=30)
 
-    export = sub.add_parser("export", help="write every feed and the OPML as static files")
+    export = sub.add_parser(
+        "export", help="write every feed, the OPML and the reader pages as a static site"
+    )
     export.add_argument("--out", required=True, metavar="DIR")
     export.add_argument("--limit", type=int, default=None, help="entries per feed (1-200)")
+    export.add_argument("--no-pages", action="store_true", help="feeds and OPML only")
 
     opml = sub.add_parser("opml", help="OPML of the sources: export, or import into the config")
     opml_sub = opml.add_subparsers(dest="opml_command", required=True, metavar="ACTION")
@@ -182,7 +185,9 @@ def _dispatch(
         if not 1 <= limit <= 200:
             err.print("[red]error[/red]: --limit must be from 1 to 200")
             return 1
-        written = export_static(loaded.settings, storage, Path(args.out), limit)
+        written = export_static(
+            loaded.settings, storage, Path(args.out), limit, pages=not args.no_pages
+        )
         console.print(f"wrote {len(written)} files to {args.out}", highlight=False)
         return 0
     if args.command == "run":

