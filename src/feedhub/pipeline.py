@@ -37,6 +37,7 @@ from feedhub.stories import Clusterer, item_fingerprint
 log = logging.getLogger("feedhub.poll")
 T = TypeVar("T")
 CLUSTER_EVERY = 1000  # new items between clustering runs during a long poll
+RELATE_DURING_POLL = 200  # related lists computed per run while polls still need the store
 PROCESS_POOL_FROM = 50  # sources in one poll from which parsing moves to worker processes
 
 Clock = Callable[[], datetime]
@@ -162,6 +163,7 @@ class Poller:
         self.clusterer = clusterer
         self.filer = filer
         self.relater = relater
+        self.relate_batch: int | None = None  # related lists after a poll (None: every due one)
         self.clock = clock
         self.rng = rng or random.Random()
         self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="feedhub-store")
@@ -258,7 +260,7 @@ class Poller:
                     if cluster_task is not None:
                         report.add(cluster_task.result())
                     new_since_cluster = 0
-                    cluster_task = asyncio.create_task(self.cluster())
+                    cluster_task = asyncio.create_task(self.cluster(RELATE_DURING_POLL))
         except BaseException:
             for pending in running:
                 pending.cancel()
@@ -271,13 +273,15 @@ class Poller:
                 report.add(await cluster_task)
         if ignore_schedule:
             report.busy = len(wanted - seen)
-        report.add(await self.cluster())
+        report.add(await self.cluster(self.relate_batch))
         report.elapsed = time.monotonic() - started
         return report
 
-    async def cluster(self) -> AfterPoll:
+    async def cluster(self, relate_limit: int | None = None) -> AfterPoll:
         """Put new items into stories, file them under sections, and compute related reading
-        (in the storage thread, after the writes)."""
+        for up to ``relate_limit`` stories (all due: None), in the storage thread after the
+        writes. Related reading costs milliseconds per story, so a worker bounds it per tick
+        (the rest waits in the queue) rather than hold the store from the next polls."""
         counts = []
         for name, job in (
             ("clustering", self.clusterer),
@@ -287,7 +291,10 @@ class Poller:
             done = 0
             if job is not None:
                 try:
-                    done = await self._store_call(job.run, self.clock())
+                    if job is self.relater:
+                        done = await self._store_call(self.relater.run, self.clock(), relate_limit)
+                    else:
+                        done = await self._store_call(job.run, self.clock())
                 except FeedhubError as exc:
                     log.error(f"{name} failed", extra={"error": str(exc)})
             counts.append(done)

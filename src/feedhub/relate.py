@@ -122,13 +122,14 @@ class Relater:
         log.info("related index loaded", extra={"stories": len(index)})
         return index
 
-    def run(self, now: datetime) -> int:
-        """Compute the due lists; return how many stories were done."""
+    def run(self, now: datetime, limit: int | None = None) -> int:
+        """Compute the due lists (at most ``limit`` stories); return how many were done."""
         if self.params.limit == 0:
             return 0
         done = 0
-        while True:
-            due = self.storage.related_due(BATCH)
+        while limit is None or done < limit:
+            batch = BATCH if limit is None else min(BATCH, limit - done)
+            due = self.storage.related_due(batch)
             if not due:
                 break
             if self.index is None:

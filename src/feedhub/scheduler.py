@@ -32,6 +32,7 @@ from feedhub.stories import Clusterer
 log = logging.getLogger("feedhub.worker")
 
 CONFIG_CHECK_SECONDS = 2.0
+RELATE_PER_TICK = 2000  # related lists per tick (a few seconds); the rest wait for the next
 TRAIN_DELAY = 60.0  # first training after start: once the first polls have stored items
 
 
@@ -62,6 +63,7 @@ class Worker:
             filer=self.filer,
             relater=self.relater,
         )
+        self.poller.relate_batch = RELATE_PER_TICK
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._tick_task: asyncio.Task[None] | None = None
 
