@@ -1,4 +1,5 @@
-"""The scheduled worker: ticks, live config reload (file change and SIGHUP), graceful stop."""
+"""The worker role of the service: ticks, live config reload (file change and SIGHUP), graceful
+stop."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from feedhub.config import load_settings
 from feedhub.scheduler import Worker
+from feedhub.service import serve
 from feedhub.storage import open_storage
 from feedhub.storage.base import Storage
 from tests.support_feedserver import FeedServer, Route, rss
@@ -51,16 +54,31 @@ async def wait_for(check: Callable[[], bool], seconds: float = 10) -> None:
 
 
 async def test_worker_polls_and_reloads_config(
-    tmp_path: Path, server: FeedServer, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    server: FeedServer,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     db, path = tmp_path / "w.db", tmp_path / "feedhub.yaml"
     path.write_text(config_text(server, db, ["a"]), encoding="utf-8")
     storage: Storage = open_storage(f"sqlite:///{db}")
     storage.migrate()
-    worker = Worker(load_settings(path), storage, config_check_seconds=0.1)
+    loaded = load_settings(path)
     stop = asyncio.Event()
-    task = asyncio.create_task(worker.run(stop))
+    running: list[Worker] = []
+    original = Worker.__init__
+
+    def keep(self: Worker, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        running.append(self)
+
+    monkeypatch.setattr(Worker, "__init__", keep)
+    task = asyncio.create_task(
+        serve(loaded, storage, role="worker", stop=stop, config_check_seconds=0.1)
+    )
     try:
+        await wait_for(lambda: bool(running))
+        worker = running[0]
         await wait_for(lambda: storage.count_items("a") == 3)
 
         # an edit to the file is picked up without a restart

@@ -2,8 +2,9 @@
 
 APScheduler 3 keeps its jobs in memory (its job stores cannot be shared between processes), so
 it only drives the clock here: every ``schedule.tick`` the tick job asks storage for due sources
-(``claim_due``), which is safe with several workers on one database. A second job watches the
-config file (``ConfigWatcher``); SIGHUP reloads it too.
+(``claim_due``), which is safe with several workers on one database; a second job retrains the
+section classifier. Config reloads arrive through the ``ConfigWatcher`` the worker subscribes
+to (the service watches the file and SIGHUP).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -31,7 +31,6 @@ from feedhub.stories import Clusterer
 
 log = logging.getLogger("feedhub.worker")
 
-CONFIG_CHECK_SECONDS = 2.0
 RELATE_PER_TICK = 2000  # related lists per tick (a few seconds); the rest wait for the next
 TRAIN_DELAY = 60.0  # first training after start: once the first polls have stored items
 
@@ -42,12 +41,10 @@ class Worker:
         config: LoadedConfig | ConfigWatcher,
         storage: Storage,
         *,
-        config_check_seconds: float = CONFIG_CHECK_SECONDS,
         on_new_items: Callable[[], None] | None = None,
     ) -> None:
         self.watcher = config if isinstance(config, ConfigWatcher) else ConfigWatcher(config)
         self.watcher.subscribe(self._apply)
-        self.config_check_seconds = config_check_seconds
         self.storage = storage
         self.on_new_items = on_new_items
         settings = self.watcher.settings
@@ -75,19 +72,11 @@ class Worker:
     def alive(self) -> bool:
         return bool(self.scheduler.running)
 
-    async def run(self, stop: asyncio.Event, *, handle_signals: bool = True) -> None:
-        """Run until ``stop`` is set (or SIGTERM/SIGINT when handling signals); then drain."""
-        loop = asyncio.get_running_loop()
-        handled: list[signal.Signals] = []
-        if handle_signals:
-            for sig, action in (
-                (signal.SIGTERM, stop.set),
-                (signal.SIGINT, stop.set),
-                (signal.SIGHUP, self.watcher.reload),
-            ):
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.add_signal_handler(sig, action)
-                    handled.append(sig)
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; then let running polls finish (bounded) and close.
+
+        Signals and the config file are the service's (``feedhub.service.serve``): it sets
+        ``stop`` and reloads the watcher this worker subscribed to."""
         self.storage.sync_sources(source_specs(self.settings), datetime.now(UTC))
         self.scheduler.add_job(
             self._start_tick,
@@ -107,10 +96,6 @@ class Worker:
             max_instances=1,
             coalesce=True,
         )
-        if self.config_check_seconds > 0:
-            self.scheduler.add_job(
-                self._check_config_file, "interval", seconds=self.config_check_seconds, id="config"
-            )
         self.scheduler.start()
         log.info(
             "worker started",
@@ -122,8 +107,6 @@ class Worker:
             log.info("worker stopping")
             self.scheduler.shutdown(wait=False)
             await self._drain()
-            for sig in handled:
-                loop.remove_signal_handler(sig)
             await self.fetcher.aclose()
             self.poller.close()
             log.info("worker stopped")
@@ -184,9 +167,6 @@ class Worker:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-    async def _check_config_file(self) -> None:
-        self.watcher.check_file()
 
     def _apply(self, old: Settings, new: Settings) -> None:
         """Take new settings: swap the fetcher if its settings changed, sync sources."""

@@ -65,8 +65,8 @@ async def serve(
     watch_task: asyncio.Task[None] | None = None
     try:
         if role in ("worker", "all"):
-            worker = Worker(watcher, storage, config_check_seconds=0)
-            worker_task = loop.create_task(worker.run(worker_stop, handle_signals=False))
+            worker = Worker(watcher, storage)
+            worker_task = loop.create_task(worker.run(worker_stop))
         if role in ("web", "all"):
             from feedhub.demo import FEEDS_DIR
 
