@@ -301,7 +301,10 @@ def _poll(
         stored = tuple(storage.list_items(limit=200))
         by_path = {}
         for scope in all_scopes(settings):
-            items = storage.list_items(source_ids=scope.source_ids, limit=200)
+            if scope.kind == "section":  # items are filed one by one, into leaf sections
+                items = [s for s in stored if s.section_id in scope.section_ids]
+            else:
+                items = storage.list_items(source_ids=scope.source_ids, limit=200)
             by_path[scope.path] = sorted(reading_of(s) for s in items)
     finally:
         storage.close()
