@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
 
 LAST_MODIFIED = "Tue, 25 Nov 2025 00:00:00 GMT"
 
@@ -60,7 +61,7 @@ class FeedServer:
         return f"http://127.0.0.1:{self.port}{path}"
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
-        path = request.path
+        path = unquote(request.path)  # routes are keyed by the decoded path (非ASCII too)
         with self._lock:
             self.hits[path] += 1
             route = self.routes.get(path)

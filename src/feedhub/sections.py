@@ -322,7 +322,7 @@ def train(
     order = [s.id for s in settings.sections if s.id in usable]
     examples = [(item_text(x.stored, None), x.label) for x in chosen]
     noisy = _misfiled(
-        examples, [x.pinned for x in chosen], order, params, c.override_margin, encoder
+        examples, [x.pinned for x in chosen], order, params, c.exclude_margin, encoder
     )
     kept = [pair for i, pair in enumerate(examples) if i not in noisy]
     model = Model.train(kept, order, params=params, unlabeled=unlabeled, encoder=encoder)

@@ -295,11 +295,18 @@ class CategorizeSettings(_Model):
         default=0.4, ge=0, le=1, description="Content share needed to file an item by content."
     )
     override_margin: float = Field(
-        default=0.3,
+        default=0.6,
         ge=0,
         le=1,
         description="How far the content must beat a channel's own section to file the item "
         "elsewhere: higher trusts channels more.",
+    )
+    exclude_margin: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        description="How clearly models that never saw a channel item must place it in "
+        "another section for it to be left out of training (a misfiled item, not a hint).",
     )
     rule_weight: float = Field(
         default=1.0, ge=0, description="Strength of one rule vote against the classifier."

@@ -74,7 +74,7 @@ class Rule:
 class CategorizeSettings:
     fallback: str | None = None  # leaf for items nothing places confidently; None: best guess
     min_confidence: float = 0.4  # content evidence share needed to file an item without a prior
-    override_margin: float = 0.3  # how far content must beat the channel's section to leave it
+    override_margin: float = 0.6  # how far content must beat the channel's section to leave it
     rule_weight: float = 1.0  # nats added to the classifier's log-probability per vote unit
     channel_vote: float = 1.0  # without a classifier: the channel's vote for its own section
 
