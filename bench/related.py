@@ -16,25 +16,32 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # times are measured on one thread
 
 import argparse  # noqa: E402
+import asyncio  # noqa: E402
 import dataclasses  # noqa: E402
 import gc  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
 from collections import Counter  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
+from email.utils import format_datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
+from xml.sax.saxutils import escape  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support_feedserver
 
-from categorize import RULES, CachedEncoder  # noqa: E402
+from tests.support_feedserver import FeedServer, Route  # noqa: E402
+
+from categorize import KEYWORDS, RULES, CachedEncoder  # noqa: E402
 from feedhub.core.categorize import (  # noqa: E402
     Categorizer,
     CategorizeSettings,
@@ -85,11 +92,10 @@ class Setup:
     categorizer_accuracy: float
 
 
-def setup(rows: Sequence[Row], seed: int, encoder: CachedEncoder | None) -> Setup:
-    """Channel items keep their channel's section; mixed-feed items get the categorizer's
-    (model + self-training + rules; with ``encoder``, model + sentence encoder + rules, the
-    two best configurations of bench/CATEGORIZE.md)."""
-    rng = random.Random(seed)
+def split(
+    rows: Sequence[Row], rng: random.Random
+) -> tuple[list[str], list[tuple[Row, str]], list[Row]]:
+    """Labels; channel items with their source id; the mixed feed, in feed order."""
     by_label: dict[str, list[Row]] = {}
     for row in sorted(rows, key=lambda r: r.id):
         by_label.setdefault(row.label, []).append(row)
@@ -103,6 +109,15 @@ def setup(rows: Sequence[Row], seed: int, encoder: CachedEncoder | None) -> Setu
         for i, row in enumerate(items[MIXED_PER_CLASS : MIXED_PER_CLASS + CHANNEL_PER_CLASS]):
             channel.append((row, f"channel-{label}-{i % CHANNELS_PER_CLASS}"))
     rng.shuffle(mixed)
+    return labels, channel, mixed
+
+
+def setup(rows: Sequence[Row], seed: int, encoder: CachedEncoder | None) -> Setup:
+    """Channel items keep their channel's section; mixed-feed items get the categorizer's
+    (model + self-training + rules; with ``encoder``, model + sentence encoder + rules, the
+    two best configurations of bench/CATEGORIZE.md)."""
+    rng = random.Random(seed)
+    labels, channel, mixed = split(rows, rng)
     model = Model.train(
         [(ItemText(r.title, source_section=r.label), r.label) for r, _ in channel],
         labels,
@@ -196,6 +211,260 @@ def run_precision(args: argparse.Namespace, rows: Sequence[Row]) -> dict[str, An
             rec["precision_at_5"].append(p)
             rec["mean_length"].append(n)
         print(f"precision: seed {seed} done", file=sys.stderr, flush=True)
+    return out
+
+
+# --- precision through the pipeline ---------------------------------------------------------
+#
+# The same split, written as RSS feeds on a loopback server and read in by the real pipeline:
+# poll (cluster, file at cold start, relate), train, re-file, relate again. Labels stay here,
+# keyed by guid; feedhub sees titles, sources and their sections only.
+
+MAX_ROUNDS = 10  # filing/relating rounds after training; more means they do not settle
+MAX_ITEMS = 10_000  # upper bound when reading the items back
+
+
+@dataclass
+class Feeds:
+    labels: list[str]
+    docs: dict[str, list[tuple[Row, datetime]]]  # source id -> its items, newest first
+    sections: dict[str, str | None]  # source id -> its `section:` (None: a mixed feed)
+
+
+def feeds(rows: Sequence[Row], seed: int, now: datetime) -> Feeds:
+    """The split of :func:`setup` (same seed, same items, same sources), dated over the last
+    ``SPAN_DAYS`` days before ``now``, in whole seconds as RSS writes them."""
+    rng = random.Random(seed)
+    labels, channel, mixed = split(rows, rng)
+    placed = [(row, source) for row, source in channel]
+    placed += [(row, f"mixed-{i % MIXED_SOURCES}") for i, row in enumerate(mixed)]
+    docs: dict[str, list[tuple[Row, datetime]]] = {}
+    for row, source in placed:
+        when = now - timedelta(seconds=round(rng.uniform(0.0, SPAN_DAYS) * 86400))
+        docs.setdefault(source, []).append((row, when))
+    for entries in docs.values():
+        entries.sort(key=lambda e: e[1], reverse=True)
+    sections: dict[str, str | None] = {
+        source: (source.split("-")[1] if source.startswith("channel-") else None) for source in docs
+    }
+    return Feeds(labels, docs, sections)
+
+
+def path(source: str) -> str:
+    """An ASCII path (the source ids hold section names in Chinese)."""
+    return "/" + source.encode().hex() + ".xml"
+
+
+def rss_document(source: str, entries: Sequence[tuple[Row, datetime]]) -> bytes:
+    """RSS 2.0, titles only (the corpus has no text), each with a guid, a link and a pubDate."""
+    body = "".join(
+        f'<item><guid isPermaLink="false">{escape(row.id)}</guid>'
+        f"<title>{escape(row.title)}</title>"
+        f"<link>https://news.example.cn/{source}/{escape(row.id)}.html</link>"
+        f"<pubDate>{format_datetime(when)}</pubDate></item>"
+        for row, when in entries
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
+        f"<title>{source}</title><link>https://news.example.cn/{source}/</link>"
+        f"<description>bench</description>{body}</channel></rss>"
+    ).encode()
+
+
+def pipeline_settings(
+    fd: Feeds, server: FeedServer, db: Path, encoder: str, rules: bool, margin: float | None
+) -> Any:
+    """Shipped categorize defaults (the model's, not config/feedhub.yaml's ``fallback: zonghe``,
+    a section that does not exist here) but for ``encoder``; the 10 classes as flat sections,
+    with the keyword rules of bench/categorize.py when ``rules``."""
+    from feedhub.settings import Settings
+
+    sections: list[dict[str, Any]] = [{"id": label, "title": label} for label in fd.labels]
+    if rules:
+        for section in sections:
+            section["rules"] = {"keywords": KEYWORDS[section["id"]].split()}
+    sources = [
+        {
+            "id": source,
+            "name": source,
+            "url": server.url(path(source)),
+            **({"section": section} if section else {}),
+        }
+        for source, section in sorted(fd.sections.items())
+    ]
+    return Settings.model_validate(
+        {
+            "storage": {"url": f"sqlite:///{db}"},
+            "fetch": {"allowlist": ["127.0.0.1"]},
+            "categorize": {
+                "encoder": encoder,
+                **({"override_margin": margin} if margin is not None else {}),
+            },
+            "sections": sections,
+            "sources": sources,
+        }
+    )
+
+
+def score_lists(
+    lists: dict[str, list[str]], story_label: dict[str, str], scored: Sequence[str], limit: int
+) -> tuple[float, float]:
+    """Precision@limit (missing places count as misses) and mean list length."""
+    hits = sum(
+        story_label.get(r) == story_label[sid] for sid in scored for r in lists.get(sid, [])[:limit]
+    )
+    length = sum(len(lists.get(sid, [])) for sid in scored)
+    return hits / (limit * len(scored)), length / len(scored)
+
+
+def recompute(
+    docs: Sequence[RelatedDoc], params: RelatedParams, now: datetime
+) -> dict[str, list[str]]:
+    index = RelatedIndex(params)
+    index.add_many(docs)
+    return {d.story_id: [r.story_id for r in index.related(d.story_id, now)] for d in docs}
+
+
+def run_pipeline_seed(
+    rows: Sequence[Row], seed: int, encoder: str, rules: bool, margin: float | None
+) -> dict[str, Any]:
+    from feedhub import sections as fsections
+    from feedhub.pipeline import poll_sources
+    from feedhub.relate import Relater, related_doc, related_params
+    from feedhub.storage import open_storage
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    fd = feeds(rows, seed, now)
+    truth = {r.id: r.label for r in rows}  # by guid; read only when scoring
+    out: dict[str, Any] = {"seed": seed}
+    with tempfile.TemporaryDirectory(prefix="feedhub-related-") as tmp, FeedServer() as server:
+        for source, entries in fd.docs.items():
+            server.routes[path(source)] = Route(rss_document(source, entries))
+        settings = pipeline_settings(fd, server, Path(tmp) / "feedhub.db", encoder, rules, margin)
+        storage = open_storage(settings.storage.url)
+        try:
+            storage.migrate()
+            t0 = time.perf_counter()
+            report = asyncio.run(poll_sources(settings, storage, ignore_schedule=True))
+            out["poll_seconds"] = round(time.perf_counter() - t0, 1)
+            out["poll"] = {
+                "ok": report.ok,
+                "errors": report.errors,
+                "new_items": report.new_items,
+                "clustered": report.clustered,
+                "filed": report.filed,
+                "related": report.related,
+            }
+            if report.errors or report.new_items != sum(map(len, fd.docs.values())):
+                raise SystemExit(f"pipeline: the poll did not read every feed: {out['poll']}")
+            t0 = time.perf_counter()
+            record = fsections.train(storage, settings, datetime.now(UTC))
+            out["train_seconds"] = round(time.perf_counter() - t0, 1)
+            out["model"] = json.loads(record.info) if record else None
+            filer = fsections.Filer(storage, settings)
+            relater = Relater(storage, settings)
+            t0 = time.perf_counter()
+            rounds: list[tuple[int, int]] = []
+            for _ in range(MAX_ROUNDS):
+                filed = filer.run(datetime.now(UTC))
+                related = relater.run(datetime.now(UTC))
+                rounds.append((filed, related))
+                if filed == 0 and related == 0:
+                    break
+            out["refile_seconds"] = round(time.perf_counter() - t0, 1)
+            out["rounds"] = rounds
+            out["settled"] = rounds[-1] == (0, 0)
+            out["load_seconds"] = round(
+                out["poll_seconds"] + out["train_seconds"] + out["refile_seconds"], 1
+            )
+            stored = storage.list_items(limit=MAX_ITEMS)
+            out["items"] = len(stored)
+            item_label = {s.item.key: truth[s.item.entry_id] for s in stored}
+            story_label = {s.story_id: item_label[s.story_id] for s in stored if s.story_id}
+            members = Counter(s.story_id for s in stored if s.story_id)
+            out["stories"] = len(story_label)
+            out["stories_merged"] = sum(n > 1 for n in members.values())
+            out["items_in_other_label_story"] = sum(
+                s.story_id is not None and story_label[s.story_id] != truth[s.item.entry_id]
+                for s in stored
+            )
+            mixed_items = [s for s in stored if fd.sections[s.item.source_id] is None]
+            channel_items = [s for s in stored if fd.sections[s.item.source_id] is not None]
+            out["filing_accuracy_mixed"] = sum(
+                s.section_id == truth[s.item.entry_id] for s in mixed_items
+            ) / len(mixed_items)
+            out["channel_items_in_own_section"] = sum(
+                s.section_id == fd.sections[s.item.source_id] for s in channel_items
+            ) / len(channel_items)
+            moves = Counter(
+                f"{fd.sections[s.item.source_id]}->{s.section_id}"
+                for s in channel_items
+                if s.section_id != fd.sections[s.item.source_id]
+            )
+            out["channel_items_moved"] = dict(moves.most_common(6))
+            mixed_stories = sorted(
+                {s.story_id for s in mixed_items if s.story_id == s.item.key}
+            )  # stories a mixed-feed item founded
+            out["scored_stories"] = len(mixed_stories)
+            all_stories = sorted(story_label)
+            refs = storage.related_lists(all_stories)
+            lists = {sid: [r.story_id for r in rs] for sid, rs in refs.items()}
+            limit = settings.related.limit
+            p, n = score_lists(lists, story_label, mixed_stories, limit)
+            out["precision_at_5_mixed"], out["mean_length_mixed"] = p, n
+            out["precision_at_5_all"] = score_lists(lists, story_label, all_stories, limit)[0]
+            # the same stored stories, every list computed afresh: as stored (what incremental
+            # updates cost), with channel stories in their channel's section (what moving
+            # channel items out costs), with true sections (the text's and plumbing's bound)
+            docs = [
+                related_doc(d) for d in storage.related_window(now - timedelta(days=SPAN_DAYS + 2))
+            ]
+            channel_docs = [
+                dataclasses.replace(d, section=sec, section_confidence=1.0)
+                if (sec := fd.sections[d.source_ids[0]]) is not None
+                else d
+                for d in docs
+            ]
+            true_docs = [
+                dataclasses.replace(d, section=story_label[d.story_id], section_confidence=1.0)
+                for d in docs
+            ]
+            params = related_params(settings)
+            clock = min(now, max(d.published for d in docs))
+            for key, variant in (
+                ("recomputed", docs),
+                ("recomputed_channels_kept", channel_docs),
+                ("recomputed_true_sections", true_docs),
+            ):
+                fresh = recompute(variant, params, clock)
+                out[f"precision_at_5_mixed_{key}"] = score_lists(
+                    fresh, story_label, mixed_stories, limit
+                )[0]
+        finally:
+            storage.close()
+    print(
+        f"pipeline: seed {seed} encoder {encoder} rules {rules} done "
+        f"(p@5 {out['precision_at_5_mixed']:.3f}, load {out['load_seconds']} s)",
+        file=sys.stderr,
+        flush=True,
+    )
+    return out
+
+
+def run_pipeline(args: argparse.Namespace, rows: Sequence[Row]) -> dict[str, Any]:
+    encoder = "use" if args.semantic else "none"
+    out: dict[str, Any] = {
+        "seeds": args.seeds,
+        "encoder": encoder,
+        "override_margin": args.override_margin,
+        "variants": {},
+    }
+    choices = {"both": (True, False), "yes": (True,), "no": (False,)}
+    for rules in choices[args.pipeline_rules]:
+        name = "keyword rules" if rules else "no rules"
+        out["variants"][name] = [
+            run_pipeline_seed(rows, s, encoder, rules, args.override_margin) for s in args.seeds
+        ]
     return out
 
 
@@ -311,13 +580,76 @@ def spread(values: Sequence[float]) -> str:
     return f"{mean:.3f} ± {sd:.3f} [{min(values):.3f}-{max(values):.3f}]"
 
 
+PIPELINE_ROWS = (
+    ("precision@5, mixed-feed stories (stored lists)", "precision_at_5_mixed"),
+    ("precision@5, every story (stored lists)", "precision_at_5_all"),
+    ("precision@5, mixed, lists recomputed afresh", "precision_at_5_mixed_recomputed"),
+    (
+        "  recomputed, channel stories in their channel's section",
+        "precision_at_5_mixed_recomputed_channels_kept",
+    ),
+    ("  recomputed, true sections (upper bound)", "precision_at_5_mixed_recomputed_true_sections"),
+    ("mean list length, mixed", "mean_length_mixed"),
+    ("filing accuracy, mixed-feed items", "filing_accuracy_mixed"),
+    ("channel items left in their section", "channel_items_in_own_section"),
+    ("stories / of them merged (>1 item)", ("stories", "stories_merged")),
+    ("items in a story of another label", "items_in_other_label_story"),
+    ("poll s (fetch, parse, store, cluster, file, relate)", "poll_seconds"),
+    ("train s", "train_seconds"),
+    ("re-file + relate s", "refile_seconds"),
+    ("time to load s (sum)", "load_seconds"),
+)
+
+
+def print_pipeline(pl: dict[str, Any]) -> None:
+    print(
+        f"pipeline (real poll over 127.0.0.1, SQLite), encoder {pl['encoder']}, "
+        f"override_margin {pl['override_margin'] or 'default'}, seeds {pl['seeds']}"
+    )
+    for name, runs in pl["variants"].items():
+        print(f"  -- sections with {name} --")
+        for label, key in PIPELINE_ROWS:
+            if isinstance(key, tuple):
+                shown = " / ".join(f"{statistics.fmean(r[k] for r in runs):.0f}" for k in key)
+            else:
+                values = [float(r[key]) for r in runs]
+                shown = (
+                    spread(values)
+                    if "precision" in key or "accuracy" in key
+                    else (f"{statistics.fmean(values):.2f} [{min(values):g}-{max(values):g}]")
+                )
+            print(f"  {label:55} {shown}")
+        for r in runs:
+            print(
+                f"  seed {r['seed']}: poll {r['poll']}, rounds {r['rounds']}, "
+                f"settled {r['settled']}, model left out {(r['model'] or {}).get('left_out')}, "
+                f"channel items moved {r['channel_items_moved']}"
+            )
+    print()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--corpus", default=os.environ.get("FEEDHUB_CORPUS"))
     ap.add_argument("--seeds", type=int, nargs="+", default=[101, 102, 103])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--boosts", type=float, nargs="*", default=[0.5, 2.0, 4.0])
-    ap.add_argument("--only", choices=["precision", "speed"])
+    ap.add_argument(
+        "--only",
+        choices=["precision", "pipeline", "core", "speed"],
+        help="precision: pipeline and core; pipeline or core: that precision part alone",
+    )
+    ap.add_argument(
+        "--pipeline-rules",
+        choices=["both", "yes", "no"],
+        default="both",
+        help="pipeline runs with the keyword rules, without, or both",
+    )
+    ap.add_argument(
+        "--override-margin",
+        type=float,
+        help="pipeline: categorize.override_margin instead of the default",
+    )
     ap.add_argument("--semantic", action="store_true", help="categorizer with the sentence encoder")
     ap.add_argument("--tracemalloc", action="store_true", help="also trace the index build")
     ap.add_argument("--json", action="store_true")
@@ -330,15 +662,19 @@ def main() -> None:
         raise SystemExit(2)
     rows = load(Path(args.corpus))
     result: dict[str, Any] = {"params": dataclasses.asdict(RelatedParams())}
-    if args.only != "speed":
+    if args.only in (None, "precision", "pipeline"):
+        result["pipeline"] = run_pipeline(args, rows)
+    if args.only in (None, "precision", "core"):
         result["precision"] = run_precision(args, rows)
-    if args.only != "precision":
+    if args.only in (None, "speed"):
         result["speed"] = [run_speed(args, rows, n) for n in args.sizes]
     if args.json:
         json.dump(result, sys.stdout, indent=1, ensure_ascii=False)
         print()
         return
     print(f"params: {result['params']}\n")
+    if "pipeline" in result:
+        print_pipeline(result["pipeline"])
     if "precision" in result:
         pr = result["precision"]
         print(
