@@ -9,7 +9,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Row, delete, func, insert, or_, select, update
 
 from feedhub.models import RelatedRef, Story, StoryActivity, StoryDoc
 from feedhub.storage.schema import items, stories, story_related
@@ -131,6 +131,7 @@ def activity(conn: Connection, since: datetime) -> list[StoryActivity]:
         select(stories.c.id, stories.c.section_id, items.c.source_id, items.c.first_seen)
         .join(items, items.c.story_id == stories.c.id)
         .where(stories.c.created_at >= since)
+        .order_by(items.c.first_seen)  # each story's times come in order: no sort per story
     )
     found: dict[str, tuple[str | None, set[str], list[datetime]]] = {}
     for sid, section, source, seen in conn.execute(stmt):
@@ -138,7 +139,7 @@ def activity(conn: Connection, since: datetime) -> list[StoryActivity]:
         entry[1].add(source)
         entry[2].append(seen)
     return [
-        StoryActivity(sid, section, len(srcs), tuple(sorted(times)))
+        StoryActivity(sid, section, len(srcs), tuple(times))
         for sid, (section, srcs, times) in sorted(found.items())
     ]
 
@@ -159,6 +160,21 @@ def _like(text: str) -> str:
     return f"%{escaped}%"
 
 
+def _contains(sqlite: bool, column: ColumnElement[Any], word: str) -> ColumnElement[bool]:
+    """``column`` contains ``word`` (already lower-cased), Latin letters in any case.
+
+    On SQLite, ``LIKE`` already ignores the case of ASCII letters (and of no others, as
+    ``lower()`` does), and a word without ASCII letters (most Chinese queries) needs no case
+    folding at all: ``instr`` finds it several times faster than ``LIKE``, which decodes and
+    folds every character. PostgreSQL's ``LIKE`` is case-sensitive, hence ``lower()`` there.
+    """
+    if not sqlite:
+        return func.lower(func.coalesce(column, "")).like(_like(word), escape="\\")
+    if any("a" <= ch <= "z" for ch in word):
+        return column.like(_like(word), escape="\\")
+    return func.instr(column, word) > 0
+
+
 def search(
     conn: Connection,
     words: Sequence[str],
@@ -167,30 +183,26 @@ def search(
     section_ids: Collection[str] | None = None,
 ) -> tuple[list[Story], int]:
     """Stories with an item whose title or text contains every word (case-insensitive for
-    Latin letters), newest first; and how many there are in all."""
+    Latin letters), newest first; and how many there are in all.
+
+    Matching scans every item's text, so it runs once: the ids of all matches come back in
+    order (a few bytes each), and the count and the page are taken from them."""
     if not words:
         return [], 0
-    conds = []
-    for word in words:
-        pattern = _like(word.lower())
-        conds.append(
-            or_(
-                func.lower(items.c.title).like(pattern, escape="\\"),
-                func.lower(func.coalesce(items.c.summary, "")).like(pattern, escape="\\"),
-                func.lower(func.coalesce(items.c.content, "")).like(pattern, escape="\\"),
+    sqlite = conn.dialect.name == "sqlite"
+    conds = [
+        or_(
+            *(
+                _contains(sqlite, col, word.lower())
+                for col in (items.c.title, items.c.summary, items.c.content)
             )
         )
+        for word in words
+    ]
     matching = select(items.c.story_id).where(items.c.story_id.is_not(None), *conds).distinct()
-    base = select(stories.c.id, stories.c.published).where(stories.c.id.in_(matching))
+    base = select(stories.c.id).where(stories.c.id.in_(matching))
     if section_ids is not None:
         base = base.where(stories.c.section_id.in_(sorted(section_ids)))
-    total = int(conn.execute(select(func.count()).select_from(base.subquery())).scalar_one())
-    ids = [
-        r.id
-        for r in conn.execute(
-            base.order_by(stories.c.published.desc(), stories.c.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-    ]
-    return by_ids(conn, ids), total
+    ordered = base.order_by(stories.c.published.desc(), stories.c.id.desc())
+    ids = list(conn.execute(ordered).scalars())
+    return by_ids(conn, ids[offset : offset + limit]), len(ids)

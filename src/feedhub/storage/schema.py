@@ -165,7 +165,9 @@ items = Table(
     Index("ix_items_source_newest", "source_id", "published", "first_seen", "pk"),
     Index("ix_items_last_changed", "last_changed"),  # data_version() for the feed caches
     Index("ix_items_item_key", "item_key", unique=True),
-    Index("ix_items_story_id", "story_id"),
+    # story members by first seen (0005): hot ranking and related reading read only these
+    Index("ix_items_story_seen", "story_id", "first_seen", "source_id"),
+    Index("ix_items_section_id", "section_id"),  # items per section, counted from the index
     Index("ix_items_section_key", "section_key"),
     Index("ix_items_section_at", "section_at"),
 )
@@ -183,6 +185,8 @@ stories = Table(
     Index("ix_stories_published", "published", "id"),
     Index("ix_stories_section_published", "section_id", "published", "id"),
     Index("ix_stories_related_at", "related_at"),
+    Index("ix_stories_created_at", "created_at"),  # the hot window (0005)
+    Index("ix_stories_updated_at", "updated_at"),  # max() in the data version (0005)
 )
 
 story_related = Table(

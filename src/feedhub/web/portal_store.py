@@ -3,7 +3,8 @@
 Stories appear as their primary item (highest source priority, then earliest published), as
 in the feeds. Counts per section and the hot ranking cost a scan, so they are kept per data
 version (hot for at least ``HOT_TTL`` seconds too: it changes with time even when no data
-does, but slowly).
+does, but slowly); so are the latest lists, which every home, story and search page asks for
+(one per section on the home page).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ VERSION_TTL = 1.0
 HOT_TTL = 60.0
 HOT_DEPTH = 200  # hottest stories ranked once, then filtered per section
 EXCERPT_CHARS = 120
+LATEST_MEMO = 256  # latest lists kept per data version (sections x sizes asked)
 
 
 class StoragePortal:
@@ -36,18 +38,23 @@ class StoragePortal:
         self._version_at = -VERSION_TTL
         self._counts: tuple[str, dict[str | None, int]] | None = None
         self._hot: tuple[str, float, list[Story]] | None = None
+        # latest(section, n) per data version: the home page asks for one list per section
+        self._latest: tuple[str, dict[tuple[str | None, int], tuple[StoryCard, ...]]] = ("", {})
 
     # --- freshness ----------------------------------------------------------------------------
 
-    def data_version(self) -> str:
+    def _stored_version(self) -> str:
+        """The storage's data version, asked at most once per ``VERSION_TTL``."""
         now = time.monotonic()
         with self._lock:
             if now - self._version_at >= VERSION_TTL:
                 self._version = self.storage.data_version()
                 self._version_at = now
-            version = self._version
+            return self._version
+
+    def data_version(self) -> str:
         # Hot rankings move with the clock: the version moves with them, every HOT_TTL.
-        return f"{version}|{int(time.time() // HOT_TTL)}"
+        return f"{self._stored_version()}|{int(time.time() // HOT_TTL)}"
 
     def invalidate(self) -> None:
         with self._lock:
@@ -85,7 +92,7 @@ class StoragePortal:
     # --- sections -----------------------------------------------------------------------------
 
     def _story_counts(self) -> dict[str | None, int]:
-        version = self.data_version()
+        version = self._stored_version()  # counts change with the data, not with the clock
         cached = self._counts
         if cached is not None and cached[0] == version:
             return cached[1]
@@ -167,9 +174,21 @@ class StoragePortal:
         return self.cards(found[:n])
 
     def latest(self, section_id: str | None, n: int) -> Sequence[StoryCard]:
+        version = self._stored_version()
+        memo = self._latest
+        if memo[0] != version:
+            memo = self._latest = (version, {})
+        found = memo[1].get((section_id, n))
+        if found is not None:
+            return found
         if section_id is None:
-            return self.cards(self.storage.list_stories(limit=n))
-        return self.cards(self.storage.list_stories(section_ids=self._subtree(section_id), limit=n))
+            found = self.cards(self.storage.list_stories(limit=n))
+        else:
+            subtree = self._subtree(section_id)
+            found = self.cards(self.storage.list_stories(section_ids=subtree, limit=n))
+        if len(memo[1]) < LATEST_MEMO:
+            memo[1][(section_id, n)] = found
+        return found
 
     def search(self, q: str, page: int, per_page: int) -> Page:
         found, total = self.storage.search_stories(
