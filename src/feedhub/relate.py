@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
-from datetime import datetime, timedelta
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
 from feedhub.core.hot import HotParams, HotStory, rank_hot
 from feedhub.core.related import Related, RelatedDoc, RelatedIndex, RelatedParams
 from feedhub.core.textnorm import html_to_text
+from feedhub.errors import FeedhubError
 from feedhub.models import StoryDoc
 from feedhub.publish import section_subtree
 from feedhub.settings import Settings
@@ -151,16 +154,73 @@ class Relater:
         return done
 
 
-def hot_story_ids(
-    storage: Storage, settings: Settings, now: datetime, section: str | None, limit: int
-) -> list[str]:
-    """The hottest stories now, overall or in a section and its children."""
+def hot_ranking(
+    storage: Storage, settings: Settings, now: datetime
+) -> list[tuple[str, str | None]]:
+    """Every story that is hot at all, hottest first, with its section."""
     params = hot_params(settings)
     activity = storage.story_activity(now - params.max_age)
-    wanted = section_subtree(settings.sections, section) if section is not None else None
-    stories = [
-        HotStory(a.story_id, a.source_count, a.member_times, a.section_id)
-        for a in activity
-        if wanted is None or a.section_id in wanted
-    ]
-    return [h.story_id for h in rank_hot(stories, now, params, limit=limit)]
+    sections = {a.story_id: a.section_id for a in activity}
+    stories = [HotStory(a.story_id, a.source_count, a.member_times, a.section_id) for a in activity]
+    ranked = rank_hot(stories, now, params, limit=len(stories))
+    return [(h.story_id, sections[h.story_id]) for h in ranked]
+
+
+class HotBoard:
+    """The hot ranking, shared by pages and feeds, kept off the request path.
+
+    Ranking reads every story of the last ``hot.max_age`` (hundreds of milliseconds with
+    100,000 stories stored), so it is computed once and served until it is ``ttl`` old or the
+    data changed; then it is recomputed in a background thread while the previous ranking is
+    served (hotness moves slowly). Only the very first call waits for it.
+    """
+
+    def __init__(self, storage: Storage, settings: Callable[[], Settings], ttl: float = 60.0):
+        self.storage = storage
+        self.settings = settings
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._ranking: list[tuple[str, str | None]] | None = None
+        self._at = 0.0
+        self._refreshing = False
+        self.generation = 0  # counts computed rankings: caches of what shows them key on it
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._at = -self.ttl
+
+    def _compute(self) -> list[tuple[str, str | None]]:
+        ranking = hot_ranking(self.storage, self.settings(), datetime.now(UTC))
+        with self._lock:
+            self._ranking, self._at = ranking, time.monotonic()
+            self.generation += 1
+        return ranking
+
+    def _refresh(self) -> None:
+        try:
+            self._compute()
+        except FeedhubError as exc:
+            log.error("hot ranking failed", extra={"error": str(exc)})
+        finally:
+            with self._lock:
+                self._refreshing = False
+
+    def ranking(self) -> list[tuple[str, str | None]]:
+        with self._lock:
+            current, stale = self._ranking, time.monotonic() - self._at >= self.ttl
+            start = current is not None and stale and not self._refreshing
+            if start:
+                self._refreshing = True
+        if current is None:
+            return self._compute()
+        if start:
+            threading.Thread(target=self._refresh, name="feedhub-hot", daemon=True).start()
+        return current
+
+    def top(self, section: str | None, limit: int) -> list[str]:
+        """The hottest story ids, overall or in a section and its children."""
+        ranking = self.ranking()
+        if section is None:
+            return [sid for sid, _ in ranking[:limit]]
+        wanted = section_subtree(self.settings().sections, section)
+        return [sid for sid, sec in ranking if sec in wanted][:limit]

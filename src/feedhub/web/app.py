@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, quote, urljoin
 from feedhub.core.render import OpmlOutline, render_opml
 from feedhub.errors import StorageError
 from feedhub.publish import FeedKind, all_scopes, resolve_scope
+from feedhub.relate import HotBoard
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
 from feedhub.web import api
@@ -111,8 +112,9 @@ class FeedhubApp:
         self.storage = storage
         self.worker = worker
         self.demo_dir = demo_dir
-        self.cache = FeedCache(storage, settings)
-        self.portal = StoragePortal(settings, storage)
+        self.hot = HotBoard(storage, settings)
+        self.cache = FeedCache(storage, settings, hot=self.hot)
+        self.portal = StoragePortal(settings, storage, self.hot)
         self.pages = Pages(
             lambda: self.settings().site,
             self.portal,
@@ -247,7 +249,7 @@ class FeedhubApp:
         if not query:
             if len(self._fast) > MAX_CACHED:
                 self._fast.clear()
-            key = (feed_scope.path, ext, limit)
+            key = (feed_scope.path, ext, limit, self.hot.generation if feed_scope.hot else 0)
             self._fast[scope["path"]] = (key, rendered)
         return await self._send_rendered(scope, send, rendered, 200)
 

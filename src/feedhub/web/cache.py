@@ -20,7 +20,7 @@ from email.utils import format_datetime
 from feedhub.core.render import render_atom, render_json, render_rss
 from feedhub.models import FeedEntry, FeedMeta, Story
 from feedhub.publish import FeedScope, feed_meta, story_entry, to_entries, with_related
-from feedhub.relate import hot_story_ids
+from feedhub.relate import HotBoard
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
 
@@ -35,7 +35,7 @@ RENDERERS: dict[str, Callable[[FeedMeta, list[FeedEntry]], bytes]] = {
     "json": render_json,
 }
 MAX_CACHED = 1024
-CacheKey = tuple[str, str, int]  # path, format, limit
+CacheKey = tuple[str, str, int, int]  # path, format, limit, hot ranking generation
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +70,11 @@ class FeedCache:
         settings: Callable[[], Settings],
         *,
         version_ttl: float = 1.0,
+        hot: HotBoard | None = None,
     ) -> None:
         self.storage = storage
         self.settings = settings
+        self.hot = hot or HotBoard(storage, settings)
         self.version_ttl = version_ttl
         self._entries: dict[CacheKey, Rendered] = {}
         self._pending: dict[CacheKey, asyncio.Future[Rendered]] = {}
@@ -99,10 +101,11 @@ class FeedCache:
         if version != self._version:
             self._version = version
             self._entries.clear()
+            self.hot.invalidate()
 
     async def get(self, scope: FeedScope, fmt: str, limit: int) -> Rendered:
         await self._fresh()
-        key = (scope.path, fmt, limit)
+        key = (scope.path, fmt, limit, self.hot.generation if scope.hot else 0)
         cached = self._entries.get(key)
         if cached is not None:
             return cached
@@ -126,13 +129,18 @@ class FeedCache:
         return rendered
 
     def _render(self, scope: FeedScope, fmt: str, limit: int) -> Rendered:
-        body, updated = render_scope(self.settings(), self.storage, scope, fmt, limit)
+        body, updated = render_scope(self.settings(), self.storage, scope, fmt, limit, self.hot)
         self.renders += 1
         return make_rendered(CONTENT_TYPES[fmt], body, updated)
 
 
 def render_scope(
-    settings: Settings, storage: Storage, scope: FeedScope, fmt: str, limit: int
+    settings: Settings,
+    storage: Storage,
+    scope: FeedScope,
+    fmt: str,
+    limit: int,
+    hot: HotBoard | None = None,
 ) -> tuple[bytes, datetime]:
     """One feed document and the time of its newest change (what Last-Modified says)."""
     story_ids: list[str | None]
@@ -142,7 +150,7 @@ def render_scope(
         changes = [s.last_changed for s in stored]
         story_ids = [s.story_id for s in stored]
     else:  # merged feeds: one entry per story
-        found = scope_stories(storage, scope, limit, settings)
+        found = scope_stories(storage, scope, limit, settings, hot)
         entries = [story_entry(story, settings) for story in found]
         changes = [
             max(story.updated_at, *(m.stored.last_changed for m in story.members))
@@ -158,13 +166,16 @@ def render_scope(
 
 
 def scope_stories(
-    storage: Storage, scope: FeedScope, limit: int, settings: Settings
+    storage: Storage,
+    scope: FeedScope,
+    limit: int,
+    settings: Settings,
+    hot: HotBoard | None = None,
 ) -> list[Story]:
     """The stories a merged feed shows: newest, or hottest for the hot feeds."""
     if scope.hot:
-        section = scope.ident or None
-        ids = hot_story_ids(storage, settings, datetime.now(UTC), section, limit)
-        return storage.stories_by_ids(ids)
+        board = hot or HotBoard(storage, lambda: settings)
+        return storage.stories_by_ids(board.top(scope.ident or None, limit))
     if scope.kind == "section":
         return storage.list_stories(section_ids=scope.section_ids, limit=limit)
     return storage.list_stories(None if scope.kind == "all" else scope.source_ids, limit=limit)

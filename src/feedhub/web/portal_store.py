@@ -12,12 +12,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 
 from feedhub.core.textnorm import html_to_text
 from feedhub.models import Story
 from feedhub.publish import primary_member, section_subtree
-from feedhub.relate import hot_story_ids
+from feedhub.relate import HotBoard
 from feedhub.settings import Section, Settings
 from feedhub.storage.base import Storage
 from feedhub.web.portal import Outlet, Page, SectionNode, SourceRef, StoryCard, StoryPage
@@ -30,14 +29,19 @@ LATEST_MEMO = 256  # latest lists kept per data version (sections x sizes asked)
 
 
 class StoragePortal:
-    def __init__(self, settings: Callable[[], Settings], storage: Storage) -> None:
+    def __init__(
+        self,
+        settings: Callable[[], Settings],
+        storage: Storage,
+        hot_board: HotBoard | None = None,
+    ) -> None:
         self.settings = settings
         self.storage = storage
+        self.hot_board = hot_board or HotBoard(storage, settings, HOT_TTL)
         self._lock = threading.Lock()
         self._version = ""
         self._version_at = -VERSION_TTL
         self._counts: tuple[str, dict[str | None, int]] | None = None
-        self._hot: tuple[str, float, list[Story]] | None = None
         # latest(section, n) per data version: the home page asks for one list per section
         self._latest: tuple[str, dict[tuple[str | None, int], tuple[StoryCard, ...]]] = ("", {})
 
@@ -48,13 +52,17 @@ class StoragePortal:
         now = time.monotonic()
         with self._lock:
             if now - self._version_at >= VERSION_TTL:
-                self._version = self.storage.data_version()
+                version = self.storage.data_version()
+                if version != self._version:
+                    self.hot_board.invalidate()  # recomputed in the background
+                self._version = version
                 self._version_at = now
             return self._version
 
     def data_version(self) -> str:
         # Hot rankings move with the clock: the version moves with them, every HOT_TTL.
-        return f"{self._stored_version()}|{int(time.time() // HOT_TTL)}"
+        tick = int(time.time() // HOT_TTL)
+        return f"{self._stored_version()}|{tick}|{self.hot_board.generation}"
 
     def invalidate(self) -> None:
         with self._lock:
@@ -155,23 +163,8 @@ class StoragePortal:
             related=related,
         )
 
-    def _hottest(self) -> list[Story]:
-        version = self.data_version()
-        now = time.monotonic()
-        cached = self._hot
-        if cached is not None and cached[0] == version and now - cached[1] < HOT_TTL:
-            return cached[2]
-        ids = hot_story_ids(self.storage, self.settings(), datetime.now(UTC), None, HOT_DEPTH)
-        found = self.storage.stories_by_ids(ids)
-        self._hot = (version, now, found)
-        return found
-
     def hot(self, section_id: str | None, n: int) -> Sequence[StoryCard]:
-        found = self._hottest()
-        if section_id is not None:
-            subtree = self._subtree(section_id)
-            found = [s for s in found if s.section_id in subtree]
-        return self.cards(found[:n])
+        return self.cards(self.storage.stories_by_ids(self.hot_board.top(section_id, n)))
 
     def latest(self, section_id: str | None, n: int) -> Sequence[StoryCard]:
         version = self._stored_version()
