@@ -1,8 +1,8 @@
-"""The storage contract for related reading, hot and search, on SQLite and PostgreSQL."""
+"""The storage contract for related reading and hot, on SQLite and PostgreSQL (search: in
+test_search)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 
 from feedhub.models import Filing, StoryAssignment, StoryLink
@@ -83,24 +83,3 @@ def test_activity_and_by_ids(storage: Storage) -> None:
     assert storage.story_activity(T0 + timedelta(days=2)) == []
     ids = [stories["entry-3"], "nope", stories["entry-1"]]
     assert [s.id for s in storage.stories_by_ids(ids)] == [stories["entry-3"], stories["entry-1"]]
-
-
-def test_search_substrings_all_words_and_sections(storage: Storage) -> None:
-    sync(storage, "a")
-    items = [
-        item(1, title="沂河岸边的秋天"),
-        replace(item(2, title="Linyi 新闻"), summary="<p>沂河 水位上涨 100%</p>"),
-        item(3, title="济南 天气"),
-    ]
-    poll(storage, "a", items, T0)
-    stories = clustered(storage, join=False)
-    found, total = storage.search_stories(["沂河"])
-    assert total == 2 and {s.id for s in found} == {stories["entry-1"], stories["entry-2"]}
-    assert storage.search_stories(["沂河", "水位"])[1] == 1  # every word
-    assert storage.search_stories(["LINYI"])[1] == 1  # Latin letters ignore case
-    assert storage.search_stories(["100%"])[1] == 1 and storage.search_stories(["0%5"])[1] == 0
-    assert storage.search_stories(["_"])[1] == 0  # LIKE wildcards are literal
-    assert storage.search_stories([]) == ([], 0)
-    page, total = storage.search_stories(["沂河"], limit=1, offset=1)
-    assert len(page) == 1 and total == 2
-    assert storage.search_stories(["沂河"], section_ids=["x"]) == ([], 0)

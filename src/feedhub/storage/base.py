@@ -216,7 +216,14 @@ class Storage(Protocol):
         section_ids: Collection[str] | None = None,
     ) -> tuple[list[Story], int]:
         """Stories with an item containing every word in its title or text, newest first,
-        and the total count."""
+        and the total count (through the full-text index: items not indexed yet are not
+        found)."""
+
+    def items_to_index(self, limit: int = 1000) -> list[tuple[int, str, str]]:
+        """Items whose search terms are due (new or changed): pk, title, body HTML."""
+
+    def index_items(self, rows: Sequence[tuple[int, str]], now: datetime) -> int:
+        """Store items' search terms (pk, terms); the full-text index follows."""
 
     def fetch_outcomes(self) -> dict[tuple[str, str], int]:
         """Fetch-log counts per (source id, "ok" | "not_modified" | "error")."""

@@ -9,10 +9,24 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Row,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
+from feedhub.core.searchterms import query_phrases
 from feedhub.models import RelatedRef, Story, StoryActivity, StoryDoc
-from feedhub.storage.schema import items, stories, story_related
+from feedhub.storage.schema import UTCDateTime, items, stories, story_related
 from feedhub.storage.stories import load as load_stories
 
 _CHUNK = 500
@@ -175,6 +189,26 @@ def _contains(sqlite: bool, column: ColumnElement[Any], word: str) -> ColumnElem
     return func.instr(column, word) > 0
 
 
+def _fts_query(phrases: Sequence[Sequence[str]]) -> str:
+    """FTS5: every phrase, each of consecutive terms; a lone word matches as a prefix."""
+    parts = []
+    for phrase in phrases:
+        quoted = '"' + " ".join(phrase) + '"'
+        parts.append(quoted + " *" if len(phrase) == 1 and phrase[0].isascii() else quoted)
+    return " AND ".join(parts)
+
+
+def _ts_query(phrases: Sequence[Sequence[str]]) -> str:
+    """PostgreSQL tsquery with the same meaning as ``_fts_query``."""
+    parts = []
+    for phrase in phrases:
+        if len(phrase) == 1 and phrase[0].isascii():
+            parts.append(f"'{phrase[0]}':*")
+        else:
+            parts.append("(" + " <-> ".join(f"'{term}'" for term in phrase) + ")")
+    return " & ".join(parts)
+
+
 def search(
     conn: Connection,
     words: Sequence[str],
@@ -182,23 +216,35 @@ def search(
     offset: int = 0,
     section_ids: Collection[str] | None = None,
 ) -> tuple[list[Story], int]:
-    """Stories with an item whose title or text contains every word (case-insensitive for
-    Latin letters), newest first; and how many there are in all.
+    """Stories with an item whose title or text contains every word, newest first; and how
+    many there are in all.
 
-    Matching scans every item's text, so it runs once: the ids of all matches come back in
-    order (a few bytes each), and the count and the page are taken from them."""
-    if not words:
+    Words are looked up in the full-text index (``core.searchterms``: a Chinese word is found
+    anywhere in running text, a Latin word as a word or word prefix, in any case); a lone
+    Chinese character has no index entry and is found by scanning the items the index left.
+    Items not indexed yet (new in the last moments) are not found."""
+    phrases, lone = query_phrases(" ".join(words))
+    if not phrases and not lone:
         return [], 0
     sqlite = conn.dialect.name == "sqlite"
-    conds = [
-        or_(
-            *(
-                _contains(sqlite, col, word.lower())
-                for col in (items.c.title, items.c.summary, items.c.content)
+    conds: list[ColumnElement[bool]] = []
+    if phrases and sqlite:
+        matched = text("SELECT rowid FROM items_fts WHERE items_fts MATCH :q").bindparams(
+            q=_fts_query(phrases)
+        )
+        conds.append(items.c.pk.in_(matched.columns(rowid=Integer)))
+    elif phrases:
+        vector = func.to_tsvector("simple", func.coalesce(items.c.search_terms, ""))
+        conds.append(vector.op("@@")(func.to_tsquery("simple", _ts_query(phrases))))
+    for char in lone:
+        conds.append(
+            or_(
+                *(
+                    _contains(sqlite, col, char)
+                    for col in (items.c.title, items.c.summary, items.c.content)
+                )
             )
         )
-        for word in words
-    ]
     matching = select(items.c.story_id).where(items.c.story_id.is_not(None), *conds).distinct()
     base = select(stories.c.id).where(stories.c.id.in_(matching))
     if section_ids is not None:
@@ -206,3 +252,31 @@ def search(
     ordered = base.order_by(stories.c.published.desc(), stories.c.id.desc())
     ids = list(conn.execute(ordered).scalars())
     return by_ids(conn, ids[offset : offset + limit]), len(ids)
+
+
+def unindexed(conn: Connection, limit: int) -> list[tuple[int, str, str]]:
+    """Items whose search terms are due (new or changed): pk, title, summary and content
+    HTML (each may be empty)."""
+    stmt = (
+        select(items.c.pk, items.c.title, items.c.summary, items.c.content)
+        .where(items.c.search_at.is_(None))
+        .order_by(items.c.pk)
+        .limit(limit)
+    )
+    return [
+        (pk, title, "\n".join(part for part in (summary, content) if part))
+        for pk, title, summary, content in conn.execute(stmt)
+    ]
+
+
+_SET_TERMS = (
+    update(items)
+    .where(items.c.pk == bindparam("p_pk"))
+    .values(search_terms=bindparam("p_terms"), search_at=bindparam("p_now", type_=UTCDateTime))
+)
+
+
+def set_terms(conn: Connection, rows: Sequence[tuple[int, str]], now: datetime) -> int:
+    if rows:
+        conn.execute(_SET_TERMS, [{"p_pk": pk, "p_terms": t, "p_now": now} for pk, t in rows])
+    return len(rows)

@@ -160,6 +160,11 @@ items = Table(
     Column("section_key", Text),
     Column("section_detail", Text),
     Column("section_at", UTCDateTime),
+    # search (0006): the item's terms (core.searchterms) and when made; NULL: index it.
+    # SQLite's FTS5 table items_fts and PostgreSQL's GIN index ix_items_search cover the terms;
+    # they are made by the migration alone (neither is a plain table or column index).
+    Column("search_terms", Text),
+    Column("search_at", UTCDateTime),
     UniqueConstraint("source_id", "entry_id"),
     Index("ix_items_newest", "published", "first_seen", "pk"),
     Index("ix_items_source_newest", "source_id", "published", "first_seen", "pk"),
@@ -170,6 +175,7 @@ items = Table(
     Index("ix_items_section_id", "section_id"),  # items per section, counted from the index
     Index("ix_items_section_key", "section_key"),
     Index("ix_items_section_at", "section_at"),
+    Index("ix_items_search_at", "search_at"),
 )
 
 stories = Table(

@@ -107,6 +107,7 @@ _UPDATE_ITEM = (
             "categories": bindparam("p_categories"),
             "last_changed": bindparam("p_now", type_=UTCDateTime),
             "section_key": None,  # changed content is filed again
+            "search_at": None,  # and indexed for search again
             # A feed that stops giving a date keeps the one it gave before (or first_seen).
             "published": func.coalesce(
                 bindparam("p_published", type_=UTCDateTime), items.c.published
@@ -501,6 +502,14 @@ class SqlStorage:
     ) -> tuple[list[Story], int]:
         with self._read("search_stories") as conn:
             return related_queries.search(conn, words, limit, offset, section_ids)
+
+    def items_to_index(self, limit: int = 1000) -> list[tuple[int, str, str]]:
+        with self._read("items_to_index") as conn:
+            return related_queries.unindexed(conn, limit)
+
+    def index_items(self, rows: Sequence[tuple[int, str]], now: datetime) -> int:
+        with self._write("index_items") as conn:
+            return related_queries.set_terms(conn, rows, now)
 
     def fetch_outcomes(self) -> dict[tuple[str, str], int]:
         with self._read("fetch_outcomes") as conn:
