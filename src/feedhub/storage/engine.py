@@ -1,8 +1,10 @@
 """Turn a configured database URL into a tuned SQLAlchemy engine.
 
-SQLite gets one pooled connection per process: the pipeline calls storage from worker threads,
-SQLite allows one writer at a time anyway, and a single connection avoids paying for connects and
-pragmas on every call. The sqlite3 module's own implicit transactions are switched off: write
+SQLite gets a small pool of connections per process (one for an in-memory database, which
+exists per connection): in WAL mode readers never wait for the writer, so a page render is not
+held up by a poll's write or by a long read such as the hot ranking, while writers still take
+turns through SQLite's lock (``busy_timeout``). Pooled connections avoid paying for connects
+and pragmas on every call. The sqlite3 module's own implicit transactions are switched off: write
 transactions start with ``BEGIN IMMEDIATE`` (``begin_write``) so that a writer takes the lock
 before it reads; a deferred transaction that reads first and writes later can fail at once with
 "database is locked" instead of waiting for ``busy_timeout``. Reads run without a transaction.
@@ -63,6 +65,9 @@ def make_engine(url: str) -> Engine:
         raise StorageError(f"cannot open database {mask(url)!r}: {exc}") from exc
 
 
+SQLITE_POOL = 4  # connections per process: a few readers beside the one writer
+
+
 def is_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or "mode=memory" in str(url.database)
 
@@ -79,7 +84,7 @@ def _sqlite_engine(url: URL) -> Engine:
     engine = create_engine(
         url,
         poolclass=QueuePool,
-        pool_size=1,
+        pool_size=1 if is_memory(url) else SQLITE_POOL,
         max_overflow=0,
         pool_timeout=BUSY_TIMEOUT_S * 4,
         connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
