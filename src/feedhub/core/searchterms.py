@@ -17,7 +17,7 @@ import unicodedata
 
 __all__ = ["MAX_TEXT", "index_terms", "query_phrases"]
 
-MAX_TEXT = 1000  # body characters indexed after the title: a search finds what a story is about
+MAX_TEXT = 600  # body characters indexed after the title: the lede says what a story is about
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_HAN}]+|[^\W{_HAN}_]+")
 _IS_HAN = re.compile(rf"[{_HAN}]")
@@ -40,8 +40,14 @@ def _tokens(text: str) -> list[list[str]]:
 
 def index_terms(title: str, text: str = "") -> str:
     """The space-separated terms of an item, title first (text cut at ``MAX_TEXT``)."""
-    terms = [t for run in _tokens(f"{title}\n{text[:MAX_TEXT]}") for t in run]
-    return " ".join(terms)
+    norm = unicodedata.normalize("NFKC", f"{title}\n{text[:MAX_TEXT]}").casefold()
+    parts = []
+    for run in _TOKEN.findall(norm):
+        if len(run) > 1 and _IS_HAN.match(run):
+            parts.append(" ".join(map(str.__add__, run, run[1:])))  # the character pairs
+        else:
+            parts.append(run)
+    return " ".join(parts)
 
 
 def query_phrases(query: str) -> tuple[list[list[str]], list[str]]:
