@@ -66,6 +66,7 @@ def test_story_takes_its_founders_section(storage: Storage) -> None:
     assert storage.list_stories(section_ids=[]) == []
     items, stories = storage.section_counts()
     assert items == {"x": 1, "y": 1} and stories == {"x": 1, "y": 1}
+    assert storage.story_counts() == stories
 
 
 def test_pins_and_training_items(storage: Storage) -> None:

@@ -183,6 +183,9 @@ class Storage(Protocol):
     def section_counts(self) -> tuple[dict[str | None, int], dict[str | None, int]]:
         """Items and stories per section id (None: not filed yet)."""
 
+    def story_counts(self) -> dict[str | None, int]:
+        """Stories per section id alone (cheaper than ``section_counts``)."""
+
     # -- related reading, hot, search -------------------------------------------------------
 
     def related_window(self, since: datetime) -> list[StoryDoc]:

@@ -216,3 +216,9 @@ def section_counts(conn: Connection) -> tuple[dict[str | None, int], dict[str | 
         )
     }
     return item_counts, story_counts
+
+
+def story_counts(conn: Connection) -> dict[str | None, int]:
+    """Stories per section (None: not filed), counted from the section index."""
+    stmt = select(stories.c.section_id, func.count()).group_by(stories.c.section_id)
+    return {sid: int(n) for sid, n in conn.execute(stmt)}

@@ -461,6 +461,10 @@ class SqlStorage:
         with self._read("section_counts") as conn:
             return section_queries.section_counts(conn)
 
+    def story_counts(self) -> dict[str | None, int]:
+        with self._read("story_counts") as conn:
+            return section_queries.story_counts(conn)
+
     # -- related reading, hot, search -------------------------------------------------------
 
     def related_window(self, since: datetime) -> list[StoryDoc]:

@@ -104,7 +104,7 @@ class StoragePortal:
         cached = self._counts
         if cached is not None and cached[0] == version:
             return cached[1]
-        _, stories = self.storage.section_counts()
+        stories = self.storage.story_counts()
         self._counts = (version, stories)
         return stories
 
