@@ -267,7 +267,7 @@ def time_page(pages: Pages, portal: StoragePortal, target: str, state: str, roun
             # ranking is recomputed in the background while the previous one is served
             portal.invalidate()
             portal._counts = None  # noqa: SLF001
-            portal._latest = ("", {})  # noqa: SLF001
+            portal._latest = (("", float("-inf")), {})  # noqa: SLF001
             portal.hot_board.invalidate()
         started = time.perf_counter()
         response = pages.handle("GET", path, query)

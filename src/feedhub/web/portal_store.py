@@ -1,10 +1,9 @@
 """``PortalData`` over storage: what the reader pages and the JSON API show.
 
 Stories appear as their primary item (highest source priority, then earliest published), as
-in the feeds. Counts per section and the hot ranking cost a scan, so they are kept per data
-version (hot for at least ``HOT_TTL`` seconds too: it changes with time even when no data
-does, but slowly); so are the latest lists, which every home, story and search page asks for
-(one per section on the home page).
+in the feeds. Section counts and latest lists are kept per data version (and shown for up to
+``STALE_OK`` seconds after the data moved on); the hot ranking comes from the shared
+``HotBoard``, recomputed in the background.
 """
 
 from __future__ import annotations
@@ -23,6 +22,10 @@ from feedhub.web.portal import Outlet, Page, SectionNode, SourceRef, StoryCard, 
 
 VERSION_TTL = 1.0
 HOT_TTL = 60.0
+# Section counts and latest lists may be this many seconds older than the data they stand for
+# (the pages' Cache-Control max-age is longer): the first render after new data need not wait
+# for them. The data version moves on every STALE_OK seconds, so nothing stays staler.
+STALE_OK = 15.0
 HOT_DEPTH = 200  # hottest stories ranked once, then filtered per section
 EXCERPT_CHARS = 120
 LATEST_MEMO = 256  # latest lists kept per data version (sections x sizes asked)
@@ -41,9 +44,11 @@ class StoragePortal:
         self._lock = threading.Lock()
         self._version = ""
         self._version_at = -VERSION_TTL
-        self._counts: tuple[str, dict[str | None, int]] | None = None
+        self._counts: tuple[tuple[str, float], dict[str | None, int]] | None = None
         # latest(section, n) per data version: the home page asks for one list per section
-        self._latest: tuple[str, dict[tuple[str | None, int], tuple[StoryCard, ...]]] = ("", {})
+        self._latest: tuple[
+            tuple[str, float], dict[tuple[str | None, int], tuple[StoryCard, ...]]
+        ] = (("", -STALE_OK), {})
 
     # --- freshness ----------------------------------------------------------------------------
 
@@ -60,8 +65,9 @@ class StoragePortal:
             return self._version
 
     def data_version(self) -> str:
-        # Hot rankings move with the clock: the version moves with them, every HOT_TTL.
-        tick = int(time.time() // HOT_TTL)
+        # Lists may lag the data by STALE_OK and hot rankings move with the clock: the
+        # version moves on every STALE_OK seconds and with each new hot ranking.
+        tick = int(time.time() // STALE_OK)
         return f"{self._stored_version()}|{tick}|{self.hot_board.generation}"
 
     def invalidate(self) -> None:
@@ -99,13 +105,18 @@ class StoragePortal:
 
     # --- sections -----------------------------------------------------------------------------
 
+    def _fresh(self, version: str, made: tuple[str, float]) -> bool:
+        """Whether something made at ``made`` (data version, monotonic time) may be shown:
+        made from this data, or less than ``STALE_OK`` ago (pages re-render that often)."""
+        return made[0] == version or time.monotonic() - made[1] < STALE_OK
+
     def _story_counts(self) -> dict[str | None, int]:
-        version = self._stored_version()  # counts change with the data, not with the clock
+        version = self._stored_version()
         cached = self._counts
-        if cached is not None and cached[0] == version:
+        if cached is not None and self._fresh(version, cached[0]):
             return cached[1]
         stories = self.storage.story_counts()
-        self._counts = (version, stories)
+        self._counts = ((version, time.monotonic()), stories)
         return stories
 
     def _subtree(self, section_id: str) -> set[str]:
@@ -169,8 +180,8 @@ class StoragePortal:
     def latest(self, section_id: str | None, n: int) -> Sequence[StoryCard]:
         version = self._stored_version()
         memo = self._latest
-        if memo[0] != version:
-            memo = self._latest = (version, {})
+        if not self._fresh(version, memo[0]):
+            memo = self._latest = ((version, time.monotonic()), {})
         found = memo[1].get((section_id, n))
         if found is not None:
             return found
