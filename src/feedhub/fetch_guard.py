@@ -8,7 +8,10 @@ must run on the *resolved* address, and the connection must go to exactly the ad
 checked; checking a name and then letting the HTTP stack resolve it again leaves a DNS-rebinding
 gap.
 
-How the connection is pinned: the httpcore connection pool is given ``GuardedBackend`` as its
+How the connection is pinned: the fetcher's own connections (``fetch_http11``) call
+``AddressGuard.addresses`` for every new connection and connect to one of the IPs it returns,
+with TLS ``server_hostname`` set to the URL's host name. An httpx transport gets the same through
+``GuardedTransport``: its httpcore connection pool is given ``GuardedBackend`` as its
 network backend. httpcore calls ``connect_tcp(host, port)`` with the URL's host name for every new
 connection, and TLS is then started on that stream with ``server_hostname`` set to the same host
 name. The backend resolves the name itself, drops the addresses the policy refuses, and connects
@@ -230,7 +233,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 
 
 @functools.cache
-def _default_ssl_context() -> ssl.SSLContext:
+def default_ssl_context() -> ssl.SSLContext:
     """Loading the CA bundle takes tens of milliseconds; every transport can share the result."""
     return httpx.create_ssl_context(trust_env=False)
 
@@ -250,7 +253,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         limits: httpx.Limits,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        context = ssl_context or _default_ssl_context()
+        context = ssl_context or default_ssl_context()
         super().__init__(verify=context, trust_env=False, limits=limits)
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=context,

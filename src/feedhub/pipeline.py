@@ -1,10 +1,12 @@
 """One poll of many sources: claim due -> fetch -> parse+normalize -> decide -> store.
 
 Fetching is the only parallel step that matters; the fetcher bounds it globally and per host.
-Parsing runs in a worker thread so the event loop keeps pumping sockets meanwhile, and storage
-writes go through a single thread, one transaction per source (``Storage.record_poll``). A source
-that fails is recorded on that source and never stops the batch: every exception a poll can raise
-is turned into that source's error result here.
+Parsing runs in a worker thread (worker processes for big polls) so the event loop keeps pumping
+sockets meanwhile, and storage writes go through a single thread: one transaction per source with
+items (``Storage.record_poll``); polls without items (304s, errors) that finish while the thread
+is busy are written together (``Storage.record_polls``). A source that fails is recorded on that
+source and never stops the batch: every exception a poll can raise is turned into that source's
+error result here.
 """
 
 from __future__ import annotations
@@ -14,31 +16,39 @@ import logging
 import multiprocessing
 import random
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from feedhub.config import default_user_agent
 from feedhub.core.dates import default_timezone_for
-from feedhub.core.dedupe import DedupeSettings
-from feedhub.core.parse import parse_feed
 from feedhub.core.schedule import after_error, after_fetched
 from feedhub.errors import FeedhubError, RateLimited, SourceGone, StorageError
 from feedhub.fetch import Fetcher
-from feedhub.models import FetchLogEntry, FetchResult, ParsedFeed, SourceSpec, SourceState
+from feedhub.models import (
+    FetchLogEntry,
+    FetchResult,
+    Item,
+    ParsedFeed,
+    SourceSpec,
+    SourceState,
+    StoreOutcome,
+)
+from feedhub.parse_worker import PRELOAD, parse_job
 from feedhub.relate import Relater
 from feedhub.sections import Filer
 from feedhub.settings import Settings, Source
 from feedhub.storage.base import Storage
-from feedhub.stories import Clusterer, item_fingerprint
+from feedhub.stories import Clusterer
 
 log = logging.getLogger("feedhub.poll")
 T = TypeVar("T")
 CLUSTER_EVERY = 1000  # new items between clustering runs during a long poll
 RELATE_DURING_POLL = 200  # related lists computed per run while polls still need the store
 PROCESS_POOL_FROM = 50  # sources in one poll from which parsing moves to worker processes
+WRITE_BATCH = 100  # polls without items written in one transaction, at most
 
 Clock = Callable[[], datetime]
 
@@ -112,36 +122,6 @@ def source_specs(settings: Settings) -> list[SourceSpec]:
     return [SourceSpec(s.id, s.url) for s in settings.sources]
 
 
-def parse_job(
-    content: bytes,
-    headers: dict[str, str],
-    url: str,
-    source_id: str,
-    now: datetime,
-    timezone: str,
-    encoding: str | None,
-    dedupe: DedupeSettings | None = None,
-) -> ParsedFeed:
-    """Parse one document, and fingerprint its items for the clusterer when ``dedupe`` is
-    given: a module-level function so that a worker process can do both."""
-    feed = parse_feed(
-        content,
-        headers,
-        url=url,
-        source_id=source_id,
-        now=now,
-        default_timezone=timezone,
-        encoding=encoding,
-    )
-    if dedupe is None or not feed.items:
-        return feed
-    items = tuple(
-        replace(item, fingerprint=item_fingerprint(item, item.published or now, dedupe))
-        for item in feed.items
-    )
-    return replace(feed, items=items)
-
-
 class Poller:
     """Polls claimed sources; ``settings`` may be swapped for new ones on a config reload."""
 
@@ -170,6 +150,9 @@ class Poller:
         self._parse_threads = ThreadPoolExecutor(2, thread_name_prefix="feedhub-parse")
         self._parse_processes: ProcessPoolExecutor | None = None
         self._executor: Executor = self._parse_threads
+        # Polls without items waiting to be written together (see ``_record``).
+        self._unwritten: list[tuple[SourceState, FetchLogEntry, asyncio.Future[StoreOutcome]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     def close(self) -> None:
         self._store_thread.shutdown(wait=True)
@@ -185,13 +168,76 @@ class Poller:
         if workers == 0 or sources < PROCESS_POOL_FROM:
             return self._parse_threads
         if self._parse_processes is None:
-            self._parse_processes = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("forkserver")
-            )
+            context = multiprocessing.get_context("forkserver")
+            # Workers fork from a server that has imported the parser once (no effect if that
+            # server is already running).
+            context.set_forkserver_preload(PRELOAD)
+            self._parse_processes = ProcessPoolExecutor(workers, mp_context=context)
         return self._parse_processes
 
     async def _store_call(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
+
+    async def _record(
+        self, state: SourceState, items: Sequence[Item], entry: FetchLogEntry, now: datetime
+    ) -> StoreOutcome:
+        """Store one poll. A poll without items (a 304, an error) joins the others waiting
+        for the store thread, and they are written together in one transaction as soon as it
+        is free (``Storage.record_polls``): no poll waits longer than it would alone, and a
+        cycle of unchanged feeds does not pay one transaction and one thread hop per feed."""
+        if items:
+            return await self._store_call(self.storage.record_poll, state, items, entry, now)
+        done: asyncio.Future[StoreOutcome] = asyncio.get_running_loop().create_future()
+        self._unwritten.append((state, entry, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_waiting())
+        return await done
+
+    async def _write_waiting(self) -> None:
+        while self._unwritten:
+            batch, self._unwritten = self._unwritten[:WRITE_BATCH], self._unwritten[WRITE_BATCH:]
+            try:
+                outcomes = await self._store_call(self._write_batch, batch, self.clock())
+            except BaseException as exc:
+                waiting, self._unwritten = batch + self._unwritten, []
+                for _, _, done in waiting:
+                    if done.done():
+                        continue
+                    if isinstance(exc, Exception):
+                        done.set_exception(StorageError(f"storing polls failed: {exc}"))
+                    else:  # cancelled: so are the polls waiting
+                        done.cancel()
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            for (_, _, done), outcome in zip(batch, outcomes, strict=True):
+                if done.done():
+                    continue
+                if isinstance(outcome, BaseException):
+                    done.set_exception(outcome)
+                else:
+                    done.set_result(outcome)
+
+    def _write_batch(
+        self,
+        batch: list[tuple[SourceState, FetchLogEntry, asyncio.Future[StoreOutcome]]],
+        now: datetime,
+    ) -> list[StoreOutcome | Exception]:
+        """In the store thread: all in one transaction, or, if that fails, each on its own so
+        that one source's failure is that source's alone."""
+        if len(batch) > 1:
+            try:
+                polls = [(state, (), entry) for state, entry, _ in batch]
+                return list(self.storage.record_polls(polls, now))
+            except Exception:  # noqa: BLE001 -- retried one by one below, where it belongs
+                pass
+        results: list[StoreOutcome | Exception] = []
+        for state, entry, _ in batch:
+            try:
+                results.append(self.storage.record_poll(state, (), entry, now))
+            except Exception as exc:  # noqa: BLE001 -- handed to that poll
+                results.append(exc)
+        return results
 
     async def poll(
         self,
@@ -218,6 +264,9 @@ class Poller:
         lease = timedelta(seconds=self.settings.schedule.lease)
         seen: set[str] = set()
         running: dict[asyncio.Task[PollResult], str] = {}
+        # Finished polls arrive here: asyncio.wait() would add and remove a callback on every
+        # running poll each time one finishes, which a cycle of fast 304s notices.
+        finished: asyncio.Queue[asyncio.Task[PollResult]] = asyncio.Queue()
         exhausted = False
         new_since_cluster = 0
         cluster_task: asyncio.Task[AfterPoll] | None = None
@@ -240,15 +289,18 @@ class Poller:
                             poll = asyncio.create_task(
                                 self.poll_one(state, enabled[state.source_id])
                             )
+                            poll.add_done_callback(finished.put_nowait)
                             running[poll] = state.source_id
                 elif not in_time:
                     exhausted = True
                 if not running:
                     break
-                done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-                for finished in done:
-                    del running[finished]
-                    result = finished.result()
+                done = [await finished.get()]
+                while not finished.empty():
+                    done.append(finished.get_nowait())
+                for task in done:
+                    del running[task]
+                    result = task.result()
                     report.results.append(result)
                     new_since_cluster += result.new
                     if on_result is not None:
@@ -358,7 +410,7 @@ class Poller:
                 source.id, started_at, time.monotonic() - t0, fetched.status, size, 0, 0, None
             )
             items = feed.items if feed else ()
-            outcome = await self._store_call(self.storage.record_poll, new_state, items, entry, now)
+            outcome = await self._record(new_state, items, entry, now)
             new, updated = outcome.new, outcome.updated
             result = PollResult(
                 source.id,
@@ -440,7 +492,7 @@ class Poller:
             },
         )
         try:
-            await self._store_call(self.storage.record_poll, new_state, (), entry, now)
+            await self._record(new_state, (), entry, now)
         except StorageError as store_exc:
             log.error("storage failed", extra={"source": source.id, "error": str(store_exc)})
         return PollResult(

@@ -85,6 +85,17 @@ class Storage(Protocol):
         StorageError; an item or log line of another source raises ValueError (a caller bug).
         """
 
+    def record_polls(
+        self,
+        polls: Sequence[tuple[SourceState, Sequence[Item], FetchLogEntry]],
+        now: datetime,
+    ) -> list[StoreOutcome]:
+        """``record_poll`` for each (state, items, log line), in one transaction, outcomes in
+        the same order: all of them are stored or none is, so each poll stays atomic with its
+        own log line. For a poller finishing many polls at once (a cycle of 304s), where one
+        transaction per poll would cost more than the polls. Raises as ``record_poll`` does,
+        for the whole batch."""
+
     def release(self, source_ids: Collection[str]) -> None:
         """Drop leases without recording anything (used when a poll is cancelled)."""
 

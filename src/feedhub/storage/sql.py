@@ -298,27 +298,59 @@ class SqlStorage:
           belong to the old URL, and the moved source stays due;
         - an item or log line of another source is a caller bug: ValueError.
         """
+        batch = _checked(state, items, log)
+        with self._write("record_poll", state.source_id) as conn:
+            return self._record(conn, state, batch, log, now)
+
+    def record_polls(
+        self,
+        polls: Sequence[tuple[SourceState, Sequence[Item], FetchLogEntry]],
+        now: datetime,
+    ) -> list[StoreOutcome]:
+        """See ``Storage.record_polls``. Polls without items (304s, errors) are written with
+        one statement per kind for all of them; that is what a cycle of unchanged feeds is
+        made of, and one transaction per poll cost more than the poll's exchange."""
+        checked = [(state, _checked(state, items, log), log) for state, items, log in polls]
+        if not checked:
+            return []
+        first = checked[0][0].source_id
+        with self._write("record_polls", first if len(checked) == 1 else None) as conn:
+            empty = [(state, log) for state, batch, log in checked if not batch]
+            fast = len(empty) > 1 and self._save_states(conn, [state for state, _ in empty])
+            if fast:
+                conn.execute(_INSERT_LOG, [log_row(log, _NOTHING) for _, log in empty])
+            return [
+                _NOTHING if fast and not batch else self._record(conn, state, batch, log, now)
+                for state, batch, log in checked
+            ]
+
+    def _save_states(self, conn: Connection, states: Sequence[SourceState]) -> bool:
+        """Save several states with one statement; False (and nothing to undo: the same
+        values are written again one by one) when a source moved or is missing."""
+        # In id order, like every other multi-row write, so that row locks are taken in order.
+        rows = [_state_params(state) for state in sorted(states, key=lambda s: s.source_id)]
+        return conn.execute(_SAVE_STATE, rows).rowcount == len(rows)
+
+    def _record(
+        self,
+        conn: Connection,
+        state: SourceState,
+        batch: dict[str, Item],
+        log: FetchLogEntry,
+        now: datetime,
+    ) -> StoreOutcome:
         sid = state.source_id
-        batch: dict[str, Item] = {}
-        for item in items:  # a feed listing one entry twice: the last one wins
-            if item.source_id != sid:
-                raise ValueError(f"record_poll of {sid!r} got an item of {item.source_id!r}")
-            batch[item.entry_id] = item
-        if log.source_id != sid:
-            raise ValueError(f"record_poll of {sid!r} got a log line of {log.source_id!r}")
-        with self._write("record_poll", sid) as conn:
-            # Saving the state first also takes the row lock that orders concurrent polls.
-            params: dict[str, Any] = {f"p_{name}": getattr(state, name) for name in STATE_FIELDS}
-            saved = conn.execute(_SAVE_STATE, {"p_id": sid, "p_url": state.url, **params})
-            if saved.rowcount == 0:
-                # The config moved this source to another URL while it was being polled: keep
-                # the items, but not validators or a schedule that belong to the old URL.
-                if conn.execute(_RELEASE_ONE, {"p_id": sid}).rowcount == 0:
-                    raise StorageError(f"record_poll of source {sid!r}: no such source")
-            outcome = self._upsert(conn, sid, batch, now) if batch else StoreOutcome(0, 0, 0)
-            if outcome.new:
-                conn.execute(_COUNT_NEW, {"p_id": sid, "p_new": outcome.new, "p_now": now})
-            conn.execute(_INSERT_LOG, log_row(log, outcome))
+        # Saving the state first also takes the row lock that orders concurrent polls.
+        saved = conn.execute(_SAVE_STATE, _state_params(state))
+        if saved.rowcount == 0:
+            # The config moved this source to another URL while it was being polled: keep
+            # the items, but not validators or a schedule that belong to the old URL.
+            if conn.execute(_RELEASE_ONE, {"p_id": sid}).rowcount == 0:
+                raise StorageError(f"record_poll of source {sid!r}: no such source")
+        outcome = self._upsert(conn, sid, batch, now) if batch else _NOTHING
+        if outcome.new:
+            conn.execute(_COUNT_NEW, {"p_id": sid, "p_new": outcome.new, "p_now": now})
+        conn.execute(_INSERT_LOG, log_row(log, outcome))
         return outcome
 
     def _upsert(
@@ -592,6 +624,30 @@ def _claim_statement(pg: bool, ignore_schedule: bool, filtered: bool) -> Update:
         .values(claimed_until=bindparam("p_until", type_=UTCDateTime))
         .returning(*sources.c)
     )
+
+
+_NOTHING = StoreOutcome(0, 0, 0)
+
+
+def _checked(state: SourceState, items: Sequence[Item], log: FetchLogEntry) -> dict[str, Item]:
+    """The poll's items by entry id (a feed listing one entry twice: the last one wins); an
+    item or log line of another source is a caller bug."""
+    sid = state.source_id
+    batch: dict[str, Item] = {}
+    for item in items:
+        if item.source_id != sid:
+            raise ValueError(f"record_poll of {sid!r} got an item of {item.source_id!r}")
+        batch[item.entry_id] = item
+    if log.source_id != sid:
+        raise ValueError(f"record_poll of {sid!r} got a log line of {log.source_id!r}")
+    return batch
+
+
+def _state_params(state: SourceState) -> dict[str, Any]:
+    params: dict[str, Any] = {f"p_{name}": getattr(state, name) for name in STATE_FIELDS}
+    params["p_id"] = state.source_id
+    params["p_url"] = state.url
+    return params
 
 
 def _reason(exc: BaseException) -> str:
