@@ -210,3 +210,5 @@ def test_big_polls_parse_in_worker_processes(server: FeedServer, storage: Storag
     report = asyncio.run(run())
     assert (report.ok, report.new_items) == (60, 180)
     assert {s.item.title for s in storage.list_items("p7")} == {f"p7 新闻 {i}" for i in range(3)}
+    # The workers made the search terms too: the indexer has nothing left to do.
+    assert storage.items_to_index() == []

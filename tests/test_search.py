@@ -66,3 +66,12 @@ def test_search_through_the_index(storage: Storage) -> None:
     assert found(storage, "青岛") == set()
     assert Indexer(storage).run(T0) == 1
     assert found(storage, "青岛") == {ids["entry-4"]} and found(storage, "济南") == set()
+
+
+def test_terms_made_at_parse_time_are_indexed_on_insert(storage: Storage) -> None:
+    sync(storage, "a")
+    made = replace(item(1, title="兰陵县招商引资"), search_terms=index_terms("兰陵县招商引资"))
+    poll(storage, "a", [made, item(2, title="沂河")], T0)
+    ids = stories_for(storage)
+    assert len(storage.items_to_index()) == 1  # only the second waits for the indexer
+    assert found(storage, "招商") == {ids["entry-1"]}  # no indexer run needed

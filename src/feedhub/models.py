@@ -37,6 +37,8 @@ class Item:
     # The deduplication fingerprint, when the parser already made one (in a worker process);
     # not part of the item's identity or content.
     fingerprint: bytes | None = field(default=None, compare=False, repr=False)
+    # Its full-text search terms, likewise made beside the parse when that runs in a worker.
+    search_terms: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:

@@ -387,10 +387,12 @@ class Poller:
                     started_at,
                     tz or default_timezone_for(self.settings.site.language),
                     source.encoding,
-                    # fingerprints are worth making beside the parse only in worker processes
+                    # fingerprints and search terms are worth making beside the parse only in
+                    # worker processes (they use the other cores); otherwise they come later
                     self.clusterer.dedupe
                     if self.clusterer is not None and self._executor is not self._parse_threads
                     else None,
+                    self._executor is not self._parse_threads,
                 )
             now = self.clock()
             new_state = after_fetched(

@@ -1,13 +1,13 @@
-"""Keeping the full-text index current, in the worker: new and changed items get their
-search terms (``feedhub.core.searchterms``); the database's own index does the rest."""
+"""Keeping the full-text index current: items get their search terms
+(``feedhub.core.searchterms``) beside the parse when it runs in a worker process, else (and
+after a change) from the indexer after the poll; the database's own index does the rest."""
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime
 
-from feedhub.core.searchterms import MAX_TEXT, index_terms
-from feedhub.core.textnorm import html_to_text
+from feedhub.core.searchterms import item_terms
 from feedhub.storage.base import Storage
 
 log = logging.getLogger("feedhub.search")
@@ -26,10 +26,7 @@ class Indexer:
             due = self.storage.items_to_index(BATCH)
             if not due:
                 break
-            rows = [
-                (pk, index_terms(title, html_to_text(body[: MAX_TEXT * 4]) if body else ""))
-                for pk, title, body in due
-            ]
+            rows = [(pk, item_terms(title, body, None)) for pk, title, body in due]
             done += self.storage.index_items(rows, now)
         if done:
             log.info("indexed for search", extra={"items": done})

@@ -15,7 +15,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["MAX_TEXT", "index_terms", "query_phrases"]
+from feedhub.core.textnorm import html_to_text
+
+__all__ = ["MAX_TEXT", "index_terms", "item_terms", "query_phrases"]
 
 MAX_TEXT = 600  # body characters indexed after the title: the lede says what a story is about
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -62,3 +64,9 @@ def query_phrases(query: str) -> tuple[list[list[str]], list[str]]:
             else:
                 phrases.append(run)
     return phrases, leftovers
+
+
+def item_terms(title: str, summary: str | None, content: str | None) -> str:
+    """An item's terms from its stored fields (summary and content are HTML)."""
+    body = "\n".join(part for part in (summary, content) if part)
+    return index_terms(title, html_to_text(body[: MAX_TEXT * 4]) if body else "")

@@ -47,6 +47,8 @@ _INSERT_COLUMNS = (
     "last_changed",
     "item_key",
     "fingerprint",
+    "search_terms",
+    "search_at",
 )
 
 
@@ -94,6 +96,8 @@ class ItemInsert:
                 "last_changed": stamp,
                 "item_key": item.key,
                 "fingerprint": item.fingerprint,
+                "search_terms": item.search_terms,
+                "search_at": None if item.search_terms is None else stamp,
             }
             for item in new
         ]
