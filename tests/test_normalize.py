@@ -215,8 +215,9 @@ def test_item_hash_covers_every_field() -> None:
         "updated": None,
         "categories": ("x", "y"),
     }
-    # the fingerprint is derived from the content for matching, not content itself
-    item_fields = {f.name for f in dataclasses.fields(base)} - {"content_hash", "fingerprint"}
+    # the fingerprint and search terms are derived from the content, not content itself
+    derived = {"content_hash", "fingerprint", "search_terms"}
+    item_fields = {f.name for f in dataclasses.fields(base)} - derived
     assert set(changes) == item_fields
     for name, value in changes.items():
         changed = build_item(**{**fields, name: value})

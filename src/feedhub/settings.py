@@ -302,7 +302,7 @@ class CategorizeSettings(_Model):
         "elsewhere: higher trusts channels more.",
     )
     exclude_margin: float = Field(
-        default=0.9,
+        default=0.95,
         ge=0,
         le=1,
         description="How clearly models that never saw a channel item must place it in "
