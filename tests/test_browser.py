@@ -8,7 +8,6 @@ makes outside the test server is aborted and reported, so nothing leaves 127.0.0
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ import pytest
 
 from feedhub.settings import SiteSettings
 from feedhub.web.pages import Pages
-from tests.support_browser import CHROMIUM, CHROMIUM_ARGS, PagesApp, crawl, require_browser, serve
+from tests.support_browser import PagesApp, crawl, serve
 from tests.support_portal import XSS_ID, MemoryPortal, demo_portal
 
 SITE = SiteSettings(title="地方新闻汇", description="各地新闻源汇总", language="zh-CN")
@@ -41,29 +40,6 @@ def base_url(portal: MemoryPortal) -> Iterator[str]:
     app = PagesApp(Pages(SITE, portal), lambda: {s.id for s in portal.sections()})
     with serve(app) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = os.environ.get("FEEDHUB_ARTIFACTS")
-    if not root:
-        return tmp_path_factory.mktemp("browser")
-    path = Path(root) / "browser"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @dataclass

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from feedhub.pipeline import poll_sources
 from feedhub.settings import Settings
-from feedhub.storage import open_storage
 from feedhub.storage.base import Storage
 from tests.support_feedserver import FeedServer, Route, rss
 
@@ -22,20 +19,6 @@ DATES = ["Tue, 25 Nov 2025 08:00:00 +0800", "2025-11-25 09:30", "2025年11月25�
 
 def items(prefix: str, n: int) -> list[tuple[str, str, str]]:
     return [(f"{prefix}-{i}", f"{prefix} 新闻 {i}", DATES[i % 3]) for i in range(n)]
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with FeedServer() as s:
-        yield s
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    st = open_storage(f"sqlite:///{tmp_path}/feedhub.db")
-    st.migrate()
-    yield st
-    st.close()
 
 
 def make_settings(server: FeedServer, paths: dict[str, str], **extra: Any) -> Settings:

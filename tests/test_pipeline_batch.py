@@ -5,19 +5,15 @@ stays that source's: the pipeline's group commit over real SQLite, with a fetche
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, cast
-
-import pytest
 
 from feedhub.errors import StorageError
 from feedhub.fetch import Fetcher
 from feedhub.models import FetchLogEntry, FetchResult, Item, SourceState, StoreOutcome
 from feedhub.pipeline import Poller, source_specs
 from feedhub.settings import Settings
-from feedhub.storage import open_storage
 from feedhub.storage.base import Storage
 
 SOURCES = [f"s{n:02d}" for n in range(20)]
@@ -59,14 +55,6 @@ class Recording:
         if state.source_id == self.broken:
             raise StorageError(f"record_poll of source {state.source_id!r} failed")
         return self.inner.record_poll(state, items, log, now)
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    store = open_storage(f"sqlite:///{tmp_path}/feedhub.db")
-    store.migrate()
-    yield store
-    store.close()
 
 
 def poll(storage: Storage, recording: Recording) -> Any:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import calendar
 import json
-import os
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -409,24 +408,6 @@ def test_reader_failures_are_noticed(site: Site, tmp_path: Path) -> None:
 
 
 # --- validation ------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def atom_schema() -> etree.RelaxNG:
-    folder = os.environ.get("FEEDHUB_SCHEMAS")
-    path = Path(folder) / "atom.rng" if folder else REPO.parent / "shared" / "schemas" / "atom.rng"
-    if not path.is_file():
-        pytest.skip(f"RFC 4287 RELAX NG schema not found at {path} (set FEEDHUB_SCHEMAS)")
-    return etree.RelaxNG(etree.parse(str(path)))
-
-
-@pytest.fixture(scope="module")
-def json_validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(JSON_SCHEMA.read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
 
 
 @pytest.mark.parametrize("scope_id", SCOPES)

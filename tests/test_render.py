@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -97,24 +96,6 @@ ENTRIES = (
 
 
 # --- support: schemas and extraction ------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def atom_schema() -> etree.RelaxNG:
-    folder = os.environ.get("FEEDHUB_SCHEMAS")
-    path = Path(folder) / "atom.rng" if folder else REPO.parent / "shared" / "schemas" / "atom.rng"
-    if not path.is_file():
-        pytest.skip(f"RFC 4287 RELAX NG schema not found at {path} (set FEEDHUB_SCHEMAS)")
-    return etree.RelaxNG(etree.parse(str(path)))
-
-
-@pytest.fixture(scope="module")
-def json_validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(JSON_SCHEMA.read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator.check_schema(schema)
-    return jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
 
 
 def assert_atom_valid(schema: etree.RelaxNG, data: bytes) -> etree._Element:

@@ -7,7 +7,6 @@ import json
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -21,7 +20,6 @@ from feedhub.pipeline import poll_sources
 from feedhub.publish import resolve_scope
 from feedhub.sections import Filer, TrainingError, explain, train
 from feedhub.settings import Settings
-from feedhub.storage import open_storage
 from feedhub.storage.base import Storage
 from feedhub.web.cache import render_scope
 from tests.support_feedserver import FeedServer, Route
@@ -125,20 +123,6 @@ def rss(items: list[dict[str, str]], *, now: datetime | None = None) -> bytes:
         '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title>'
         f"<link>https://news.example.cn/</link>{body}</channel></rss>"
     ).encode()
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with FeedServer() as s:
-        yield s
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    st = open_storage(f"sqlite:///{tmp_path}/s.db")
-    st.migrate()
-    yield st
-    st.close()
 
 
 def poll(settings: Settings, storage: Storage) -> Any:

@@ -12,8 +12,6 @@ pytest temporary directory). Browser tests skip or fail as in test_browser.py.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +34,7 @@ from feedhub.settings import Settings
 from feedhub.storage import open_storage
 from feedhub.storage.base import Storage
 from feedhub.web import create_app
-from tests.support_browser import CHROMIUM, CHROMIUM_ARGS, crawl, links, require_browser, serve
+from tests.support_browser import crawl, links, serve
 from tests.test_browser import no_sideways_scroll, open_page, path_of
 from tests.test_demo import FEEDS
 from tests.test_demo import settings as demo_settings
@@ -138,23 +136,6 @@ def _section_counts(site: Site) -> dict[str, int]:
 # --- feed autodiscovery ----------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def atom_schema() -> etree.RelaxNG:
-    folder = os.environ.get("FEEDHUB_SCHEMAS")
-    path = Path(folder) / "atom.rng" if folder else HERE.parent.parent / "shared/schemas/atom.rng"
-    if not path.is_file():
-        pytest.skip(f"RFC 4287 RELAX NG schema not found at {path} (set FEEDHUB_SCHEMAS)")
-    return etree.RelaxNG(etree.parse(str(path)))
-
-
-@pytest.fixture(scope="module")
-def json_validator() -> jsonschema.protocols.Validator:
-    schema = json.loads(JSON_SCHEMA.read_text(encoding="utf-8"))
-    return jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
-
-
 def alternates(html: str) -> list[tuple[str, str]]:
     """(type, href) of every ``<link rel="alternate">`` in the head."""
     doc = etree.fromstring(html.encode(), etree.HTMLParser(encoding="utf-8"))
@@ -245,29 +226,6 @@ def check_feed(
 
 
 # --- the reader's journey in Chromium --------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = os.environ.get("FEEDHUB_ARTIFACTS")
-    if not root:
-        return tmp_path_factory.mktemp("site")
-    path = Path(root) / "site"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    require_browser()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @dataclass(frozen=True)

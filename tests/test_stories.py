@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from feedhub.fetch import Fetcher
 from feedhub.pipeline import Poller, poll_sources, source_specs
 from feedhub.publish import resolve_scope
 from feedhub.settings import Settings
-from feedhub.storage import open_storage
 from feedhub.storage.base import Storage
 from feedhub.stories import Clusterer
 from feedhub.web.cache import render_scope
@@ -71,20 +66,6 @@ NEGATIVE = {
     "html": OTHER_CITY,
     "date": "Wed, 26 Nov 2025 10:00:00 +0800",
 }
-
-
-@pytest.fixture
-def server() -> Iterator[FeedServer]:
-    with FeedServer() as s:
-        yield s
-
-
-@pytest.fixture
-def storage(tmp_path: Path) -> Iterator[Storage]:
-    st = open_storage(f"sqlite:///{tmp_path}/s.db")
-    st.migrate()
-    yield st
-    st.close()
 
 
 def settings_for(server: FeedServer, ids: list[str], **priority: int) -> Settings:
