@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from feedhub.config import default_user_agent
@@ -38,6 +39,7 @@ from feedhub.models import (
 )
 from feedhub.parse_worker import PRELOAD, parse_job
 from feedhub.relate import Relater
+from feedhub.search import Indexer
 from feedhub.sections import Filer
 from feedhub.settings import Settings, Source
 from feedhub.storage.base import Storage
@@ -75,6 +77,7 @@ class PollResult:
 class AfterPoll:
     clustered: int = 0
     filed: int = 0
+    indexed: int = 0
     related: int = 0
 
 
@@ -85,17 +88,19 @@ class PollReport:
     busy: int = 0  # sources skipped because another poller holds them
     clustered: int = 0  # items placed into stories after the polls
     filed: int = 0  # items filed under sections
+    indexed: int = 0  # items indexed for search after the polls (not by the parse workers)
     related: int = 0  # stories whose related reading was computed
 
     def add(self, after: AfterPoll) -> None:
         self.clustered += after.clustered
         self.filed += after.filed
+        self.indexed += after.indexed
         self.related += after.related
 
     @property
     def derived(self) -> int:
-        """Changes made after the polls (stories, sections, related reading)."""
-        return self.clustered + self.filed + self.related
+        """Changes made after the polls (stories, sections, search, related reading)."""
+        return self.clustered + self.filed + self.indexed + self.related
 
     @property
     def new_items(self) -> int:
@@ -135,6 +140,7 @@ class Poller:
         rng: random.Random | None = None,
         clusterer: Clusterer | None = None,
         filer: Filer | None = None,
+        indexer: Indexer | None = None,
         relater: Relater | None = None,
     ) -> None:
         self.settings = settings
@@ -142,6 +148,7 @@ class Poller:
         self.fetcher = fetcher
         self.clusterer = clusterer
         self.filer = filer
+        self.indexer = indexer
         self.relater = relater
         self.relate_batch: int | None = None  # related lists after a poll (None: every due one)
         self.clock = clock
@@ -330,23 +337,24 @@ class Poller:
         return report
 
     async def cluster(self, relate_limit: int | None = None) -> AfterPoll:
-        """Put new items into stories, file them under sections, and compute related reading
-        for up to ``relate_limit`` stories (all due: None), in the storage thread after the
-        writes. Related reading costs milliseconds per story, so a worker bounds it per tick
-        (the rest waits in the queue) rather than hold the store from the next polls."""
+        """Put new items into stories, file them under sections, index them for search and
+        compute related reading for up to ``relate_limit`` stories (all due: None), in the
+        storage thread after the writes. Related reading costs milliseconds per story, so a
+        worker bounds it per tick (the rest waits in the queue) rather than hold the store from
+        the next polls."""
+        relater = self.relater
+        steps: tuple[tuple[str, Callable[[datetime], int] | None], ...] = (
+            ("clustering", self.clusterer.run if self.clusterer else None),
+            ("filing", self.filer.run if self.filer else None),
+            ("search indexing", self.indexer.run if self.indexer else None),
+            ("related reading", partial(relater.run, limit=relate_limit) if relater else None),
+        )
         counts = []
-        for name, job in (
-            ("clustering", self.clusterer),
-            ("filing", self.filer),
-            ("related reading", self.relater),
-        ):
+        for name, run in steps:
             done = 0
-            if job is not None:
+            if run is not None:
                 try:
-                    if job is self.relater:
-                        done = await self._store_call(self.relater.run, self.clock(), relate_limit)
-                    else:
-                        done = await self._store_call(job.run, self.clock())
+                    done = await self._store_call(run, self.clock())
                 except FeedhubError as exc:
                     log.error(f"{name} failed", extra={"error": str(exc)})
             counts.append(done)
@@ -534,6 +542,7 @@ async def poll_sources(
             clock=clock,
             clusterer=clusterer,
             filer=Filer(storage, settings),
+            indexer=Indexer(storage),
             relater=Relater(storage, settings),
         )
         try:

@@ -26,7 +26,6 @@ from feedhub.core.textnorm import html_to_text
 from feedhub.errors import FeedhubError
 from feedhub.models import StoryDoc
 from feedhub.publish import section_subtree
-from feedhub.search import Indexer
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
 
@@ -88,7 +87,6 @@ def related_doc(doc: StoryDoc) -> RelatedDoc:
 class Relater:
     def __init__(self, storage: Storage, settings: Settings) -> None:
         self.storage = storage
-        self.indexer = Indexer(storage)  # search terms: the other reading aid made after polls
         self.index: RelatedIndex | None = None
         self._newest: datetime | None = None
         self.apply(settings)
@@ -128,9 +126,7 @@ class Relater:
         return index
 
     def run(self, now: datetime, limit: int | None = None) -> int:
-        """Index new and changed items for search, then compute the due lists (at most
-        ``limit`` stories); return how many lists were done."""
-        self.indexer.run(now)
+        """Compute the due lists (at most ``limit`` stories); return how many were done."""
         if self.params.limit == 0:
             return 0
         done = 0

@@ -24,6 +24,7 @@ from feedhub.errors import FeedhubError
 from feedhub.fetch import Fetcher
 from feedhub.pipeline import Poller, source_specs
 from feedhub.relate import Relater
+from feedhub.search import Indexer
 from feedhub.sections import Filer, TrainingError, train
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
@@ -58,6 +59,7 @@ class Worker:
             self.fetcher,
             clusterer=self.clusterer,
             filer=self.filer,
+            indexer=Indexer(storage),
             relater=self.relater,
         )
         self.poller.relate_batch = RELATE_PER_TICK

@@ -222,10 +222,7 @@ class Filer:
 
     def decide(self, stored: StoredItem, pin: str | None = None) -> Decision:
         """One item's decision, as :meth:`run` would make it now."""
-        text = item_text(stored, self._sources.get(stored.item.source_id))
-        if pin is not None and pin in self._tree.leaves:
-            return Decision(pin, "pinned", 1.0, prior=text.source_section)
-        return self.categorizer().categorize(text)
+        return self._decide_many([(stored, pin)])[0]
 
     def run(self, now: datetime, *, limit: int | None = None) -> int:
         """File every item waiting; return how many were filed."""

@@ -209,13 +209,7 @@ def section_counts(conn: Connection) -> tuple[dict[str | None, int], dict[str | 
             select(items.c.section_id, func.count()).group_by(items.c.section_id)
         )
     }
-    story_counts = {
-        sid: int(n)
-        for sid, n in conn.execute(
-            select(stories.c.section_id, func.count()).group_by(stories.c.section_id)
-        )
-    }
-    return item_counts, story_counts
+    return item_counts, story_counts(conn)
 
 
 def story_counts(conn: Connection) -> dict[str | None, int]:
