@@ -16,7 +16,7 @@ from feedhub.core.textnorm import html_to_text
 from feedhub.models import Story
 from feedhub.publish import primary_member, section_subtree
 from feedhub.relate import HotBoard
-from feedhub.settings import Section, Settings
+from feedhub.settings import Section, Settings, Source
 from feedhub.storage.base import Storage
 from feedhub.web.portal import Outlet, Page, SectionNode, SourceRef, StoryCard, StoryPage
 
@@ -42,6 +42,7 @@ class StoragePortal:
         self.storage = storage
         self.hot_board = hot_board or HotBoard(storage, settings, HOT_TTL)
         self._lock = threading.Lock()
+        self._by_id: tuple[Settings, dict[str, Source]] | None = None
         self._version = ""
         self._version_at = -VERSION_TTL
         self._counts: tuple[tuple[str, float], dict[str | None, int]] | None = None
@@ -76,18 +77,28 @@ class StoragePortal:
 
     # --- cards --------------------------------------------------------------------------------
 
-    def card(self, story: Story) -> StoryCard:
+    def _sources(self) -> dict[str, Source]:
+        """The configured sources by id, built once per settings object (cards need them for
+        every story they show)."""
         settings = self.settings()
-        names = {s.id: s.name for s in settings.sources}
-        primary = primary_member(story, {s.id: s for s in settings.sources})
+        cached = self._by_id
+        if cached is None or cached[0] is not settings:
+            cached = self._by_id = (settings, {s.id: s for s in settings.sources})
+        return cached[1]
+
+    def card(self, story: Story) -> StoryCard:
+        sources_by_id = self._sources()
+        primary = primary_member(story, sources_by_id)
         item = primary.stored.item
-        sources = [SourceRef(item.source_id, names.get(item.source_id, item.source_id), item.link)]
+        known = sources_by_id.get(item.source_id)
+        name = known.name if known else item.source_id
+        sources = [SourceRef(item.source_id, name, item.link)]
         seen = {item.source_id}
         for member in sorted(story.members, key=lambda m: m.stored.published):
             sid = member.stored.item.source_id
-            if sid not in seen and sid in names:
+            if sid not in seen and sid in sources_by_id:
                 seen.add(sid)
-                sources.append(SourceRef(sid, names[sid], member.stored.item.link))
+                sources.append(SourceRef(sid, sources_by_id[sid].name, member.stored.item.link))
         body = item.summary or item.content or ""
         excerpt = " ".join(html_to_text(body[:2000]).split())[:EXCERPT_CHARS] if body else ""
         return StoryCard(
@@ -149,15 +160,16 @@ class StoragePortal:
         story = self.storage.get_story(story_id)
         if story is None or story.id != story_id:
             return None
-        settings = self.settings()
-        names = {s.id: s.name for s in settings.sources}
+        sources_by_id = self._sources()
         card = self.card(story)
-        primary = primary_member(story, {s.id: s for s in settings.sources})
+        primary = primary_member(story, sources_by_id)
         item = primary.stored.item
         outlets = tuple(
             Outlet(
                 m.stored.item.source_id,
-                names.get(m.stored.item.source_id, m.stored.item.source_id),
+                sources_by_id[m.stored.item.source_id].name
+                if m.stored.item.source_id in sources_by_id
+                else m.stored.item.source_id,
                 m.stored.item.title,
                 m.stored.item.link,
                 m.stored.published,
