@@ -18,6 +18,7 @@ from feedhub.config import LoadedConfig, parse_settings
 from feedhub.core.render import OpmlOutline, parse_opml, render_opml
 from feedhub.errors import ConfigError, FeedhubError
 from feedhub.publish import all_scopes
+from feedhub.relate import HotBoard
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
 from feedhub.web.app import site_opml
@@ -32,15 +33,16 @@ def export_static(
     """Write every feed in every format, the OPML and (with ``pages``) the reader pages as
     files under ``out``."""
     written = []
+    hot = HotBoard(storage, lambda: settings)  # one ranking for every hot feed and page
     for scope in all_scopes(settings):
         for ext in EXTENSIONS:
-            body, _ = render_scope(settings, storage, scope, ext, limit)
+            body, _ = render_scope(settings, storage, scope, ext, limit, hot)
             written.append(_write(out / f"{scope.path}.{ext}", body))
     written.append(_write(out / "opml.xml", site_opml(settings, datetime.now(UTC))))
     if pages:
         from feedhub.static_site import export_pages
 
-        written += export_pages(settings, storage, out, _write)
+        written += export_pages(settings, storage, out, _write, hot)
     return written
 
 

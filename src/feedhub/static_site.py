@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from feedhub.relate import HotBoard
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
 from feedhub.web.pages import Pages, owns
@@ -63,9 +64,10 @@ def export_pages(
     storage: Storage,
     out: Path,
     write: Callable[[Path, bytes], Path],
+    hot: HotBoard | None = None,
 ) -> list[Path]:
     """Crawl the pages from ``/`` through the handler and write each one; return the files."""
-    pages = Pages(settings.site, StoragePortal(lambda: settings, storage))
+    pages = Pages(settings.site, StoragePortal(lambda: settings, storage, hot))
     queue = ["/"]
     seen = set(queue)
     written: list[Path] = []
