@@ -11,12 +11,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import feedhub.scheduler
 from feedhub.config import load_settings
+from feedhub.models import FetchLogEntry, SourceSpec
 from feedhub.scheduler import Worker
 from feedhub.service import serve
 from feedhub.storage import open_storage
@@ -124,3 +127,31 @@ def test_run_stops_cleanly_on_sigterm(tmp_path: Path, server: FeedServer) -> Non
             child.kill()
     assert child.returncode == 0, err
     assert '"msg": "worker stopped"' in err
+
+
+async def test_prune_deletes_old_fetch_log_lines_in_chunks(
+    tmp_path: Path, server: FeedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, path = tmp_path / "w.db", tmp_path / "feedhub.yaml"
+    text = config_text(server, db, ["a"]).replace("'}", "', keep_fetch_log: 2d}", 1)
+    path.write_text(text, encoding="utf-8")
+    storage: Storage = open_storage(f"sqlite:///{db}")
+    storage.migrate()
+    worker = Worker(load_settings(path), storage)
+    try:
+        now = datetime.now(UTC)
+        storage.sync_sources([SourceSpec("a", server.url("/a.xml"))], now)
+        for days in (5, 4, 3, 1, 0):
+            state = storage.get_state("a")
+            assert state is not None
+            started = now - timedelta(days=days)
+            entry = FetchLogEntry("a", started, 0.1, 304, 0, 0, 0, None)
+            storage.record_poll(state, [], entry, started)
+        monkeypatch.setattr(feedhub.scheduler, "PRUNE_CHUNK", 2)  # two chunks and a remainder
+        assert await worker.prune() == 3
+        assert [e.started_at for e in storage.fetch_log()] == [now, now - timedelta(days=1)]
+        assert storage.fetch_outcomes() == {("a", "not_modified"): 5}  # counts stay
+    finally:
+        await worker.fetcher.aclose()
+        worker.poller.close()
+        storage.close()

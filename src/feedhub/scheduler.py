@@ -33,6 +33,8 @@ from feedhub.stories import Clusterer
 log = logging.getLogger("feedhub.worker")
 
 RELATE_PER_TICK = 2000  # related lists per tick (a few seconds); the rest wait for the next
+PRUNE_EVERY = 3600.0  # seconds between fetch-log prunings
+PRUNE_CHUNK = 10_000  # fetch-log lines deleted per transaction
 TRAIN_DELAY = 60.0  # first training after start: once the first polls have stored items
 
 
@@ -98,6 +100,15 @@ class Worker:
             max_instances=1,
             coalesce=True,
         )
+        self.scheduler.add_job(
+            self.prune,
+            "interval",
+            seconds=PRUNE_EVERY,
+            id="prune",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=TRAIN_DELAY),
+            max_instances=1,
+            coalesce=True,
+        )
         self.scheduler.start()
         log.info(
             "worker started",
@@ -156,6 +167,23 @@ class Worker:
             await self.poller.cluster()
             if self.on_new_items is not None:
                 self.on_new_items()
+
+    async def prune(self) -> int:
+        """Delete fetch-log lines older than ``storage.keep_fetch_log``, a chunk per
+        transaction so that polls are never held up for long."""
+        before = datetime.now(UTC) - timedelta(seconds=self.settings.storage.keep_fetch_log)
+        pruned = 0
+        try:
+            while True:
+                done = await asyncio.to_thread(self.storage.prune_fetch_log, before, PRUNE_CHUNK)
+                pruned += done
+                if done < PRUNE_CHUNK:
+                    break
+        except FeedhubError as exc:
+            log.error("fetch log pruning failed", extra={"error": str(exc)})
+        if pruned:
+            log.info("fetch log pruned", extra={"lines": pruned, "before": before.isoformat()})
+        return pruned
 
     async def _drain(self) -> None:
         """Let a running tick finish its polls, within the fetch deadline, then cancel it."""

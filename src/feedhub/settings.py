@@ -92,6 +92,11 @@ class StorageSettings(_Model):
         description="sqlite:///relative/path.db, sqlite:////absolute/path.db or "
         "postgresql://user:pass@host/db. FEEDHUB_STORAGE_URL overrides.",
     )
+    keep_fetch_log: Duration = Field(
+        default=30 * 86400.0,
+        description="How long fetch-log lines are kept (the worker prunes older ones hourly; "
+        "per-source fetch counts are kept apart and never pruned).",
+    )
 
     @field_validator("url")
     @classmethod

@@ -240,7 +240,13 @@ class Storage(Protocol):
         """Store items' search terms (pk, terms); the full-text index follows."""
 
     def fetch_outcomes(self) -> dict[tuple[str, str], int]:
-        """Fetch-log counts per (source id, "ok" | "not_modified" | "error")."""
+        """Polls recorded per (source id, "ok" | "not_modified" | "error"), counted as they
+        are recorded: pruning the fetch log leaves them as they are. Zero counts are left
+        out."""
+
+    def prune_fetch_log(self, before: datetime, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` fetch-log lines that started before ``before``, oldest
+        first; returns how many (call again while it returns ``limit``)."""
 
     def count_items(self, source_id: str | None = None) -> int: ...
 

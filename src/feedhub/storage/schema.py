@@ -122,6 +122,10 @@ sources = Table(
     Column("redirected_to", Text),
     Column("publish_interval", Float),
     Column("item_count", Integer, nullable=False, server_default=text("0")),
+    # Fetches by outcome, counted as polls are recorded (the fetch log is pruned).
+    Column("fetches_ok", BigInteger, nullable=False, server_default=text("0")),
+    Column("fetches_not_modified", BigInteger, nullable=False, server_default=text("0")),
+    Column("fetches_error", BigInteger, nullable=False, server_default=text("0")),
     Index(None, "next_check_at"),
 )
 

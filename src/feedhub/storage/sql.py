@@ -23,7 +23,7 @@ from sqlalchemy import (
     Integer,
     Update,
     bindparam,
-    case,
+    delete,
     func,
     or_,
     select,
@@ -80,12 +80,22 @@ _ALEMBIC = threading.Lock()
 IN_CHUNK = 500  # entry ids per IN (...) lookup; far below every backend's parameter limit
 
 # Statements built once: executing a prebuilt construct skips rebuilding it on every poll.
+# Each poll adds one to its outcome's counter (``_counted``) where its state is saved.
+_COUNTERS = {
+    name: getattr(sources.c, name) + bindparam(f"p_{name}", type_=Integer)
+    for name in ("fetches_ok", "fetches_not_modified", "fetches_error")
+}
 _SAVE_STATE = (
     update(sources)
     .where(sources.c.id == bindparam("p_id"), sources.c.url == bindparam("p_url"))
-    .values({name: bindparam(f"p_{name}") for name in STATE_FIELDS} | {"claimed_until": None})
+    .values(
+        {name: bindparam(f"p_{name}") for name in STATE_FIELDS}
+        | {"claimed_until": None}
+        | _COUNTERS
+    )
 )
 _RELEASE_ONE = update(sources).where(sources.c.id == bindparam("p_id")).values(claimed_until=None)
+_RELEASE_POLLED = _RELEASE_ONE.values(_COUNTERS)
 _COUNT_NEW = (
     update(sources)
     .where(sources.c.id == bindparam("p_id"))
@@ -316,7 +326,7 @@ class SqlStorage:
         first = checked[0][0].source_id
         with self._write("record_polls", first if len(checked) == 1 else None) as conn:
             empty = [(state, log) for state, batch, log in checked if not batch]
-            fast = len(empty) > 1 and self._save_states(conn, [state for state, _ in empty])
+            fast = len(empty) > 1 and self._save_states(conn, empty)
             if fast:
                 conn.execute(_INSERT_LOG, [log_row(log, _NOTHING) for _, log in empty])
             return [
@@ -324,11 +334,14 @@ class SqlStorage:
                 for state, batch, log in checked
             ]
 
-    def _save_states(self, conn: Connection, states: Sequence[SourceState]) -> bool:
+    def _save_states(
+        self, conn: Connection, polls: Sequence[tuple[SourceState, FetchLogEntry]]
+    ) -> bool:
         """Save several states with one statement; False (and nothing to undo: the same
         values are written again one by one) when a source moved or is missing."""
         # In id order, like every other multi-row write, so that row locks are taken in order.
-        rows = [_state_params(state) for state in sorted(states, key=lambda s: s.source_id)]
+        ordered = sorted(polls, key=lambda poll: poll[0].source_id)
+        rows = [_state_params(state, log) for state, log in ordered]
         return conn.execute(_SAVE_STATE, rows).rowcount == len(rows)
 
     def _record(
@@ -341,11 +354,12 @@ class SqlStorage:
     ) -> StoreOutcome:
         sid = state.source_id
         # Saving the state first also takes the row lock that orders concurrent polls.
-        saved = conn.execute(_SAVE_STATE, _state_params(state))
+        params = _state_params(state, log)
+        saved = conn.execute(_SAVE_STATE, params)
         if saved.rowcount == 0:
             # The config moved this source to another URL while it was being polled: keep
             # the items, but not validators or a schedule that belong to the old URL.
-            if conn.execute(_RELEASE_ONE, {"p_id": sid}).rowcount == 0:
+            if conn.execute(_RELEASE_POLLED, _counted({"p_id": sid}, log)).rowcount == 0:
                 raise StorageError(f"record_poll of source {sid!r}: no such source")
         outcome = self._upsert(conn, sid, batch, now) if batch else _NOTHING
         if outcome.new:
@@ -549,7 +563,24 @@ class SqlStorage:
 
     def fetch_outcomes(self) -> dict[tuple[str, str], int]:
         with self._read("fetch_outcomes") as conn:
-            return {(sid, outcome): int(n) for sid, outcome, n in conn.execute(_OUTCOMES)}
+            rows = conn.execute(_OUTCOMES).all()
+        return {
+            (sid, outcome): int(n)
+            for sid, *counts in rows
+            for outcome, n in zip(("ok", "not_modified", "error"), counts, strict=True)
+            if n
+        }
+
+    def prune_fetch_log(self, before: datetime, limit: int = 10_000) -> int:
+        oldest = (
+            select(fetch_log.c.pk)
+            .where(fetch_log.c.started_at < before)
+            .order_by(fetch_log.c.started_at)
+            .limit(limit)
+        )
+        stmt = delete(fetch_log).where(fetch_log.c.pk.in_(oldest.scalar_subquery()))
+        with self._write("prune_fetch_log") as conn:
+            return int(conn.execute(stmt).rowcount)
 
     def count_items(self, source_id: str | None = None) -> int:
         stmt = select(func.count()).select_from(items)
@@ -584,13 +615,8 @@ _DATA_VERSION = select(
     select(func.max(items.c.section_at)).scalar_subquery(),
     select(func.max(stories.c.related_at)).scalar_subquery(),
 )
-_OUTCOME = case(
-    (fetch_log.c.error.is_not(None), "error"),
-    (fetch_log.c.status == 304, "not_modified"),
-    else_="ok",
-)
-_OUTCOMES = select(fetch_log.c.source_id, _OUTCOME, func.count()).group_by(
-    fetch_log.c.source_id, _OUTCOME
+_OUTCOMES = select(
+    sources.c.id, sources.c.fetches_ok, sources.c.fetches_not_modified, sources.c.fetches_error
 )
 
 
@@ -643,10 +669,18 @@ def _checked(state: SourceState, items: Sequence[Item], log: FetchLogEntry) -> d
     return batch
 
 
-def _state_params(state: SourceState) -> dict[str, Any]:
+def _state_params(state: SourceState, log: FetchLogEntry) -> dict[str, Any]:
     params: dict[str, Any] = {f"p_{name}": getattr(state, name) for name in STATE_FIELDS}
     params["p_id"] = state.source_id
     params["p_url"] = state.url
+    return _counted(params, log)
+
+
+def _counted(params: dict[str, Any], log: FetchLogEntry) -> dict[str, Any]:
+    """``params`` with the counter increments of the poll that ``log`` records."""
+    outcome = "error" if log.error is not None else "not_modified" if log.status == 304 else "ok"
+    for name in ("ok", "not_modified", "error"):
+        params[f"p_fetches_{name}"] = int(name == outcome)
     return params
 
 
