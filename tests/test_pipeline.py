@@ -174,6 +174,10 @@ def test_big_polls_parse_in_worker_processes(server: FeedServer, storage: Storag
         server.routes[f"/p{n}.xml"] = Route(rss(f"源{n}", items(f"p{n}", 3)))
         paths[f"p{n}"] = f"/p{n}.xml"
     settings = make_settings(server, paths)
+    # Roomy timeouts: the first polls wait while the worker processes start, which takes
+    # seconds on a loaded machine.
+    fetch = settings.fetch.model_copy(update={"total_timeout": 30.0, "read_timeout": 15.0})
+    settings = settings.model_copy(update={"fetch": fetch})
     assert settings.fetch.parse_processes == 2
 
     async def run() -> Any:

@@ -7,7 +7,6 @@ them from worker threads (``asyncio.to_thread``). SQLAlchemy and driver errors b
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 import threading
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -17,19 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     Connection,
     Engine,
-    Integer,
-    Update,
-    bindparam,
     delete,
     func,
-    or_,
     select,
     text,
     true,
-    update,
 )
 from sqlalchemy.exc import SQLAlchemyError, StatementError
 
@@ -54,22 +47,20 @@ from feedhub.models import (
     TrainingExample,
     WindowEntry,
 )
+from feedhub.storage import polls as poll_queries
 from feedhub.storage import related as related_queries
 from feedhub.storage import sections as section_queries
 from feedhub.storage import stories as story_queries
 from feedhub.storage.engine import begin_write, mask
 from feedhub.storage.migrations import SCHEMA_HEAD
 from feedhub.storage.rows import (
-    ITEM_FIELDS,
-    STATE_FIELDS,
     ItemInsert,
-    item_change,
     log_entry,
     log_row,
     state_from_row,
     stored_item,
 )
-from feedhub.storage.schema import UTCDateTime, fetch_log, items, sources, stories
+from feedhub.storage.schema import fetch_log, items, sources, stories
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Advisory lock keys (any constants) that serialize migrate() and sync_sources() across
@@ -78,71 +69,6 @@ PG_MIGRATION_LOCK = 0x66656564
 PG_SYNC_LOCK = 0x66656565
 _ALEMBIC = threading.Lock()
 IN_CHUNK = 500  # entry ids per IN (...) lookup; far below every backend's parameter limit
-
-# Statements built once: executing a prebuilt construct skips rebuilding it on every poll.
-# Each poll adds one to its outcome's counter (``_counted``) where its state is saved.
-_COUNTERS = {
-    name: getattr(sources.c, name) + bindparam(f"p_{name}", type_=Integer)
-    for name in ("fetches_ok", "fetches_not_modified", "fetches_error")
-}
-_SAVE_STATE = (
-    update(sources)
-    .where(sources.c.id == bindparam("p_id"), sources.c.url == bindparam("p_url"))
-    .values(
-        {name: bindparam(f"p_{name}") for name in STATE_FIELDS}
-        | {"claimed_until": None}
-        | _COUNTERS
-    )
-)
-_RELEASE_ONE = update(sources).where(sources.c.id == bindparam("p_id")).values(claimed_until=None)
-_RELEASE_POLLED = _RELEASE_ONE.values(_COUNTERS)
-_COUNT_NEW = (
-    update(sources)
-    .where(sources.c.id == bindparam("p_id"))
-    .values(
-        item_count=sources.c.item_count + bindparam("p_new", type_=Integer),
-        last_new_item_at=bindparam("p_now", type_=UTCDateTime),
-    )
-)
-_EXISTING = select(items.c.entry_id, items.c.content_hash).where(
-    items.c.source_id == bindparam("p_source"),
-    items.c.entry_id.in_(bindparam("p_entries", expanding=True)),
-)
-_UPDATE_ITEM = (
-    update(items)
-    .where(items.c.source_id == bindparam("p_source"), items.c.entry_id == bindparam("p_entry"))
-    .values(
-        {name: bindparam(f"p_{name}") for name in ITEM_FIELDS}
-        | {
-            "categories": bindparam("p_categories"),
-            "last_changed": bindparam("p_now", type_=UTCDateTime),
-            "section_key": None,  # changed content is filed again
-            "search_at": None,  # and indexed for search again
-            # A feed that stops giving a date keeps the one it gave before (or first_seen).
-            "published": func.coalesce(
-                bindparam("p_published", type_=UTCDateTime), items.c.published
-            ),
-            "published_given": or_(items.c.published_given, bindparam("p_given", type_=Boolean)),
-        }
-    )
-)
-_INSERT_LOG = fetch_log.insert()
-_MOVE_SOURCE = (
-    update(sources)
-    .where(sources.c.id == bindparam("p_id"))
-    .values(
-        url=bindparam("p_url"),
-        configured=True,
-        etag=None,
-        last_modified=None,
-        redirected_to=None,
-        disabled_reason=None,
-        error_count=0,
-        next_check_at=bindparam("p_now", type_=UTCDateTime),
-    )
-)
-_CONFIGURE = update(sources).where(sources.c.id == bindparam("p_id")).values(configured=True)
-_UNCONFIGURE = update(sources).where(sources.c.id == bindparam("p_id")).values(configured=False)
 
 
 class SqlStorage:
@@ -222,38 +148,9 @@ class SqlStorage:
     # -- sources --------------------------------------------------------------------------
 
     def sync_sources(self, specs: Sequence[SourceSpec], now: datetime) -> None:
-        # Sorted, so that concurrent syncs lock rows in the same order and cannot deadlock.
-        wanted = {spec.source_id: spec.url for spec in sorted(specs, key=lambda s: s.source_id)}
         with self._write("sync_sources") as conn:
             self._serialize(conn, PG_SYNC_LOCK)
-            rows = conn.execute(select(sources.c.id, sources.c.url, sources.c.configured)).all()
-            have = {row.id: row for row in sorted(rows, key=lambda r: str(r.id))}
-            new = [
-                {"id": sid, "url": url, "configured": True, "next_check_at": now}
-                for sid, url in wanted.items()
-                if sid not in have
-            ]
-            moved = [
-                {"p_id": sid, "p_url": url, "p_now": now}
-                for sid, url in wanted.items()
-                if sid in have and have[sid].url != url
-            ]
-            back = [
-                {"p_id": sid}
-                for sid, url in wanted.items()
-                if sid in have and have[sid].url == url and not have[sid].configured
-            ]
-            gone = [
-                {"p_id": sid} for sid, row in have.items() if row.configured and sid not in wanted
-            ]
-            if new:
-                conn.execute(sources.insert(), new)
-            if moved:
-                conn.execute(_MOVE_SOURCE, moved)
-            if back:
-                conn.execute(_CONFIGURE, back)
-            if gone:
-                conn.execute(_UNCONFIGURE, gone)
+            poll_queries.sync(conn, specs, now)
 
     def claim_due(
         self,
@@ -269,7 +166,7 @@ class SqlStorage:
         params: dict[str, Any] = {"p_now": now, "p_until": now + lease, "p_limit": limit}
         if source_ids is not None:
             params["p_ids"] = sorted(set(source_ids))
-        claim = _claim_statement(self._pg, ignore_schedule, source_ids is not None)
+        claim = poll_queries.claim_statement(self._pg, ignore_schedule, source_ids is not None)
         with self._write("claim_due") as conn:
             rows = conn.execute(claim, params).all()
         states = [state_from_row(row) for row in rows]
@@ -282,7 +179,9 @@ class SqlStorage:
         if not source_ids:
             return
         with self._write("release") as conn:
-            conn.execute(_RELEASE_ONE, [{"p_id": sid} for sid in sorted(set(source_ids))])
+            conn.execute(
+                poll_queries.RELEASE_ONE, [{"p_id": sid} for sid in sorted(set(source_ids))]
+            )
 
     def get_state(self, source_id: str) -> SourceState | None:
         with self._read("get_state", source_id) as conn:
@@ -308,9 +207,9 @@ class SqlStorage:
           belong to the old URL, and the moved source stays due;
         - an item or log line of another source is a caller bug: ValueError.
         """
-        batch = _checked(state, items, log)
+        batch = poll_queries.checked(state, items, log)
         with self._write("record_poll", state.source_id) as conn:
-            return self._record(conn, state, batch, log, now)
+            return poll_queries.record(conn, self._insert_items, state, batch, log, now)
 
     def record_polls(
         self,
@@ -320,73 +219,26 @@ class SqlStorage:
         """See ``Storage.record_polls``. Polls without items (304s, errors) are written with
         one statement per kind for all of them; that is what a cycle of unchanged feeds is
         made of, and one transaction per poll cost more than the poll's exchange."""
-        checked = [(state, _checked(state, items, log), log) for state, items, log in polls]
+        checked = [
+            (state, poll_queries.checked(state, items, log), log) for state, items, log in polls
+        ]
         if not checked:
             return []
         first = checked[0][0].source_id
         with self._write("record_polls", first if len(checked) == 1 else None) as conn:
             empty = [(state, log) for state, batch, log in checked if not batch]
-            fast = len(empty) > 1 and self._save_states(conn, empty)
+            fast = len(empty) > 1 and poll_queries.save_states(conn, empty)
             if fast:
-                conn.execute(_INSERT_LOG, [log_row(log, _NOTHING) for _, log in empty])
+                conn.execute(
+                    poll_queries.INSERT_LOG,
+                    [log_row(log, poll_queries.NOTHING) for _, log in empty],
+                )
             return [
-                _NOTHING if fast and not batch else self._record(conn, state, batch, log, now)
+                poll_queries.NOTHING
+                if fast and not batch
+                else poll_queries.record(conn, self._insert_items, state, batch, log, now)
                 for state, batch, log in checked
             ]
-
-    def _save_states(
-        self, conn: Connection, polls: Sequence[tuple[SourceState, FetchLogEntry]]
-    ) -> bool:
-        """Save several states with one statement; False (and nothing to undo: the same
-        values are written again one by one) when a source moved or is missing."""
-        # In id order, like every other multi-row write, so that row locks are taken in order.
-        ordered = sorted(polls, key=lambda poll: poll[0].source_id)
-        rows = [_state_params(state, log) for state, log in ordered]
-        return conn.execute(_SAVE_STATE, rows).rowcount == len(rows)
-
-    def _record(
-        self,
-        conn: Connection,
-        state: SourceState,
-        batch: dict[str, Item],
-        log: FetchLogEntry,
-        now: datetime,
-    ) -> StoreOutcome:
-        sid = state.source_id
-        # Saving the state first also takes the row lock that orders concurrent polls.
-        params = _state_params(state, log)
-        saved = conn.execute(_SAVE_STATE, params)
-        if saved.rowcount == 0:
-            # The config moved this source to another URL while it was being polled: keep
-            # the items, but not validators or a schedule that belong to the old URL.
-            if conn.execute(_RELEASE_POLLED, _counted({"p_id": sid}, log)).rowcount == 0:
-                raise StorageError(f"record_poll of source {sid!r}: no such source")
-        outcome = self._upsert(conn, sid, batch, now) if batch else _NOTHING
-        if outcome.new:
-            conn.execute(_COUNT_NEW, {"p_id": sid, "p_new": outcome.new, "p_now": now})
-        conn.execute(_INSERT_LOG, log_row(log, outcome))
-        return outcome
-
-    def _upsert(
-        self, conn: Connection, sid: str, batch: dict[str, Item], now: datetime
-    ) -> StoreOutcome:
-        entry_ids = list(batch)
-        known: dict[str, str] = {}
-        for start in range(0, len(entry_ids), IN_CHUNK):
-            chunk = entry_ids[start : start + IN_CHUNK]
-            for entry_id, digest in conn.execute(_EXISTING, {"p_source": sid, "p_entries": chunk}):
-                known[entry_id] = digest
-        fresh = [item for eid, item in batch.items() if eid not in known]
-        changed = [
-            item_change(item, now)
-            for eid, item in batch.items()
-            if eid in known and known[eid] != item.content_hash
-        ]
-        if fresh:
-            self._insert_items(conn, fresh, now)
-        if changed:
-            conn.execute(_UPDATE_ITEM, changed)
-        return StoreOutcome(len(fresh), len(changed), len(batch) - len(fresh) - len(changed))
 
     # -- reading --------------------------------------------------------------------------
 
@@ -618,70 +470,6 @@ _DATA_VERSION = select(
 _OUTCOMES = select(
     sources.c.id, sources.c.fetches_ok, sources.c.fetches_not_modified, sources.c.fetches_error
 )
-
-
-@functools.cache
-def _claim_statement(pg: bool, ignore_schedule: bool, filtered: bool) -> Update:
-    """The claiming UPDATE, built once per variant: building it costs more than running it."""
-    now = bindparam("p_now", type_=UTCDateTime)
-    due = sources.alias("due")
-    conditions = [
-        due.c.configured == true(),
-        due.c.disabled_reason.is_(None),
-        or_(due.c.claimed_until.is_(None), due.c.claimed_until <= now),
-    ]
-    if not ignore_schedule:
-        conditions.append(or_(due.c.next_check_at.is_(None), due.c.next_check_at <= now))
-    if filtered:
-        conditions.append(due.c.id.in_(bindparam("p_ids", expanding=True)))
-    pick = (
-        select(due.c.id)
-        .where(*conditions)
-        .order_by(due.c.next_check_at.asc().nulls_first(), due.c.id)
-        .limit(bindparam("p_limit", type_=Integer))
-    )
-    if pg:
-        # Rows another poller is claiming right now are skipped, not waited for.
-        pick = pick.with_for_update(skip_locked=True)
-    # On SQLite the write transaction (BEGIN IMMEDIATE) already excludes other claimers.
-    return (
-        update(sources)
-        .where(sources.c.id.in_(pick))
-        .values(claimed_until=bindparam("p_until", type_=UTCDateTime))
-        .returning(*sources.c)
-    )
-
-
-_NOTHING = StoreOutcome(0, 0, 0)
-
-
-def _checked(state: SourceState, items: Sequence[Item], log: FetchLogEntry) -> dict[str, Item]:
-    """The poll's items by entry id (a feed listing one entry twice: the last one wins); an
-    item or log line of another source is a caller bug."""
-    sid = state.source_id
-    batch: dict[str, Item] = {}
-    for item in items:
-        if item.source_id != sid:
-            raise ValueError(f"record_poll of {sid!r} got an item of {item.source_id!r}")
-        batch[item.entry_id] = item
-    if log.source_id != sid:
-        raise ValueError(f"record_poll of {sid!r} got a log line of {log.source_id!r}")
-    return batch
-
-
-def _state_params(state: SourceState, log: FetchLogEntry) -> dict[str, Any]:
-    params: dict[str, Any] = {f"p_{name}": getattr(state, name) for name in STATE_FIELDS}
-    params["p_id"] = state.source_id
-    params["p_url"] = state.url
-    return _counted(params, log)
-
-
-def _counted(params: dict[str, Any], log: FetchLogEntry) -> dict[str, Any]:
-    """``params`` with the counter increments of the poll that ``log`` records."""
-    outcome = "error" if log.error is not None else "not_modified" if log.status == 304 else "ok"
-    for name in ("ok", "not_modified", "error"):
-        params[f"p_fetches_{name}"] = int(name == outcome)
-    return params
 
 
 def _reason(exc: BaseException) -> str:
