@@ -24,7 +24,7 @@ from feedhub.errors import ConfigError, FeedhubError
 from feedhub.logs import setup_logging
 
 if TYPE_CHECKING:
-    from feedhub.pipeline import PollReport, PollResult
+    from feedhub.poll_report import PollReport, PollResult
     from feedhub.settings import Settings
     from feedhub.storage.base import Storage
 

@@ -18,7 +18,6 @@ import random
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
@@ -38,6 +37,8 @@ from feedhub.models import (
     StoreOutcome,
 )
 from feedhub.parse_worker import PRELOAD, parse_job
+from feedhub.poll_report import AfterPoll, PollReport, PollResult
+from feedhub.poll_writer import PollWriter
 from feedhub.relate import Relater
 from feedhub.search import Indexer
 from feedhub.sections import Filer
@@ -50,77 +51,12 @@ T = TypeVar("T")
 CLUSTER_EVERY = 1000  # new items between clustering runs during a long poll
 RELATE_DURING_POLL = 200  # related lists computed per run while polls still need the store
 PROCESS_POOL_FROM = 50  # sources in one poll from which parsing moves to worker processes
-WRITE_BATCH = 100  # polls without items written in one transaction, at most
 
 Clock = Callable[[], datetime]
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class PollResult:
-    source_id: str
-    status: str  # "ok", "not_modified", "error", "gone"
-    http_status: int | None = None
-    new: int = 0
-    updated: int = 0
-    error: str | None = None
-    duration: float = 0.0
-    bytes: int = 0
-    warnings: tuple[str, ...] = ()
-    redirected_to: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AfterPoll:
-    clustered: int = 0
-    filed: int = 0
-    indexed: int = 0
-    related: int = 0
-
-
-@dataclass
-class PollReport:
-    results: list[PollResult] = field(default_factory=list)
-    elapsed: float = 0.0
-    busy: int = 0  # sources skipped because another poller holds them
-    clustered: int = 0  # items placed into stories after the polls
-    filed: int = 0  # items filed under sections
-    indexed: int = 0  # items indexed for search after the polls (not by the parse workers)
-    related: int = 0  # stories whose related reading was computed
-
-    def add(self, after: AfterPoll) -> None:
-        self.clustered += after.clustered
-        self.filed += after.filed
-        self.indexed += after.indexed
-        self.related += after.related
-
-    @property
-    def derived(self) -> int:
-        """Changes made after the polls (stories, sections, search, related reading)."""
-        return self.clustered + self.filed + self.indexed + self.related
-
-    @property
-    def new_items(self) -> int:
-        return sum(r.new for r in self.results)
-
-    @property
-    def updated_items(self) -> int:
-        return sum(r.updated for r in self.results)
-
-    @property
-    def ok(self) -> int:
-        return sum(r.status == "ok" for r in self.results)
-
-    @property
-    def not_modified(self) -> int:
-        return sum(r.status == "not_modified" for r in self.results)
-
-    @property
-    def errors(self) -> int:
-        return sum(r.status in ("error", "gone") for r in self.results)
 
 
 def source_specs(settings: Settings) -> list[SourceSpec]:
@@ -153,16 +89,13 @@ class Poller:
         self.relate_batch: int | None = None  # related lists after a poll (None: every due one)
         self.clock = clock
         self.rng = rng or random.Random()
-        self._store_thread = ThreadPoolExecutor(1, thread_name_prefix="feedhub-store")
+        self.writer = PollWriter(storage, clock)
         self._parse_threads = ThreadPoolExecutor(2, thread_name_prefix="feedhub-parse")
         self._parse_processes: ProcessPoolExecutor | None = None
         self._executor: Executor = self._parse_threads
-        # Polls without items waiting to be written together (see ``_record``).
-        self._unwritten: list[tuple[SourceState, FetchLogEntry, asyncio.Future[StoreOutcome]]] = []
-        self._writer: asyncio.Task[None] | None = None
 
     def close(self) -> None:
-        self._store_thread.shutdown(wait=True)
+        self.writer.close()
         self._parse_threads.shutdown(wait=True)
         if self._parse_processes is not None:
             self._parse_processes.shutdown(wait=True, cancel_futures=True)
@@ -183,68 +116,12 @@ class Poller:
         return self._parse_processes
 
     async def _store_call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._store_thread, fn, *args)
+        return await self.writer.call(fn, *args)
 
     async def _record(
         self, state: SourceState, items: Sequence[Item], entry: FetchLogEntry, now: datetime
     ) -> StoreOutcome:
-        """Store one poll. A poll without items (a 304, an error) joins the others waiting
-        for the store thread, and they are written together in one transaction as soon as it
-        is free (``Storage.record_polls``): no poll waits longer than it would alone, and a
-        cycle of unchanged feeds does not pay one transaction and one thread hop per feed."""
-        if items:
-            return await self._store_call(self.storage.record_poll, state, items, entry, now)
-        done: asyncio.Future[StoreOutcome] = asyncio.get_running_loop().create_future()
-        self._unwritten.append((state, entry, done))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_waiting())
-        return await done
-
-    async def _write_waiting(self) -> None:
-        while self._unwritten:
-            batch, self._unwritten = self._unwritten[:WRITE_BATCH], self._unwritten[WRITE_BATCH:]
-            try:
-                outcomes = await self._store_call(self._write_batch, batch, self.clock())
-            except BaseException as exc:
-                waiting, self._unwritten = batch + self._unwritten, []
-                for _, _, done in waiting:
-                    if done.done():
-                        continue
-                    if isinstance(exc, Exception):
-                        done.set_exception(StorageError(f"storing polls failed: {exc}"))
-                    else:  # cancelled: so are the polls waiting
-                        done.cancel()
-                if not isinstance(exc, Exception):
-                    raise
-                return
-            for (_, _, done), outcome in zip(batch, outcomes, strict=True):
-                if done.done():
-                    continue
-                if isinstance(outcome, BaseException):
-                    done.set_exception(outcome)
-                else:
-                    done.set_result(outcome)
-
-    def _write_batch(
-        self,
-        batch: list[tuple[SourceState, FetchLogEntry, asyncio.Future[StoreOutcome]]],
-        now: datetime,
-    ) -> list[StoreOutcome | Exception]:
-        """In the store thread: all in one transaction, or, if that fails, each on its own so
-        that one source's failure is that source's alone."""
-        if len(batch) > 1:
-            try:
-                polls = [(state, (), entry) for state, entry, _ in batch]
-                return list(self.storage.record_polls(polls, now))
-            except Exception:  # noqa: BLE001 -- retried one by one below, where it belongs
-                pass
-        results: list[StoreOutcome | Exception] = []
-        for state, entry, _ in batch:
-            try:
-                results.append(self.storage.record_poll(state, (), entry, now))
-            except Exception as exc:  # noqa: BLE001 -- handed to that poll
-                results.append(exc)
-        return results
+        return await self.writer.record(state, items, entry, now)
 
     async def poll(
         self,
