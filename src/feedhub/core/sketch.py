@@ -167,11 +167,15 @@ def band_keys(signatures: U32, rows: int) -> U64:
     n, bins = sig.shape
     bands = bins // rows
     cut = sig[:, : bands * rows].reshape(n, bands, rows).astype(np.uint64)
-    acc = (np.arange(bands, dtype=np.uint64) + np.uint64(1)) * _BAND_WEIGHTS[1, :bands]
-    acc = np.broadcast_to(acc, (n, bands)).copy()
-    for row in range(rows):
-        acc += cut[:, :, row] * _BAND_WEIGHTS[0, row]
+    # Sums wrap modulo 2**64, so summing the weighted rows at once equals adding them in turn.
+    acc = (cut * _BAND_WEIGHTS[0, :rows]).sum(axis=2, dtype=np.uint64) + _band_base(bands)
     return _mix(acc)
+
+
+@lru_cache(maxsize=8)
+def _band_base(bands: int) -> U64:
+    """Each band's own offset, so equal rows in different bands give different keys."""
+    return (np.arange(bands, dtype=np.uint64) + np.uint64(1)) * _BAND_WEIGHTS[1, :bands]
 
 
 def jaccard(a: U32, size_a: int, b: U32, size_b: int) -> tuple[float, float]:
