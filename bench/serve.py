@@ -708,6 +708,7 @@ def render(rows: list[dict], ratio_rows: list[dict], setup: str) -> str:
 # --- profile ----------------------------------------------------------------------------------
 
 AREAS = (
+    ("feedhub protocol", "/feedhub/service.py"),  # the server's own answers to cached feeds
     ("feedhub app", "/feedhub/"),
     ("uvicorn", "/uvicorn/"),
     ("prometheus_client", "/prometheus_client/"),
@@ -846,6 +847,26 @@ def find_wrk() -> str:
     return shutil.which("wrk") or "wrk"
 
 
+def versions(wrk: str) -> str:
+    """What the figures depend on: the servers, the load generator, the loop and parser."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = [f"Python {sys.version.split()[0]}"]
+    for package in ("uvicorn", "uvloop", "httptools"):
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            found.append(f"no {package}")
+    for cmd in ([farm.find_nginx(), "-v"], [wrk, "-v"]):
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+            first = (done.stderr or done.stdout).strip().splitlines()[0]
+            found.append(first.replace("nginx version: ", "").split(" [")[0])
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            found.append(f"{Path(cmd[0]).name} ?")
+    return ", ".join(found)
+
+
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -967,7 +988,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.repeat} run(s) each, medians; nginx worker_processes {args.workers}, "
         f"feedhub one process; {pinning}"
         f"; load average {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end, "
-        f"{len(cpus)} CPUs"
+        f"{len(cpus)} CPUs; {versions(wrk)}"
     )
     table = render(rows, ratio_rows, setup)
     if args.json:

@@ -243,3 +243,219 @@ async def test_concurrent_misses_render_once(env: Any) -> None:
     assert {r.status_code for r in results} == {200}
     assert app.cache.renders == before + 1
     assert json.loads((await client.get("/feeds/all.json?limit=7")).text)["items"]
+
+
+# --- the server's own answers to cached feeds (feedhub.service.FeedProtocol) -----------------
+
+
+class Conn:
+    """A raw HTTP/1.1 client connection: exact bytes out, responses parsed as they come."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> Conn:
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    def send(self, *requests: tuple[str, str, dict[str, str]], version: str = "1.1") -> None:
+        for method, path, headers in requests:
+            lines = [f"{method} {path} HTTP/{version}", "Host: 127.0.0.1", "User-Agent: t"]
+            lines += [f"{k}: {v}" for k, v in headers.items()]
+            self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+
+    async def response(self, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+        head = await asyncio.wait_for(self.reader.readuntil(b"\r\n\r\n"), 5)
+        status_line, *lines = head.decode("latin-1").split("\r\n")[:-2]
+        headers: dict[str, str] = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            assert name.lower() not in headers, f"header {name} sent twice"
+            headers[name.lower()] = value.strip()
+        status = int(status_line.split()[1])
+        length = 0 if method == "HEAD" or status == 304 else int(headers["content-length"])
+        body = await asyncio.wait_for(self.reader.readexactly(length), 5)
+        return status, headers, body
+
+    async def get(
+        self, path: str, headers: dict[str, str] | None = None, method: str = "GET"
+    ) -> tuple[int, dict[str, str], bytes]:
+        self.send((method, path, headers or {}))
+        return await self.response(method)
+
+    async def closed_by_server(self) -> bool:
+        return await asyncio.wait_for(self.reader.read(1), 5) == b""
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@pytest.fixture
+async def live(
+    env: Any, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[int, FeedhubApp, list[str]]]:
+    """``env``'s app behind the server ``feedhub run`` starts; the list collects the paths of
+    HTTP requests that reached the app through ASGI (the others were answered by the server)."""
+    from feedhub.service import web_server
+
+    _, app, _, _ = env
+    routed: list[str] = []
+    asgi = FeedhubApp.__call__
+
+    async def counting(self: FeedhubApp, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            routed.append(
+                scope["path"]
+                + ("?" + scope["query_string"].decode() if scope["query_string"] else "")
+            )
+        await asgi(self, scope, receive, send)
+
+    monkeypatch.setattr(FeedhubApp, "__call__", counting)
+    app.cache.version_ttl = 60  # the data version is re-read by the app once a TTL has passed
+    server = web_server(app, "127.0.0.1", 0, timeout_keep_alive=1.0)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "the server did not start"
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield port, app, routed
+    server.should_exit = True
+    await task
+
+
+IDENTITY = {"Accept-Encoding": "identity"}
+
+
+async def test_server_answers_cached_feeds_itself_with_the_same_headers(
+    env: Any, live: Any
+) -> None:
+    client = env[0]
+    port, app, routed = live
+    conn = await Conn.open(port)
+    first = await conn.get("/feeds/all.xml", IDENTITY)
+    assert routed == ["/feeds/all.xml"]  # a first request renders through the app
+    again = await conn.get("/feeds/all.xml", IDENTITY)
+    assert routed == ["/feeds/all.xml"]  # then the server answers from the cache
+    assert again[0] == 200 and again[2] == first[2]
+    assert again[1] | {"date": ""} == first[1] | {"date": ""}  # the same headers
+    for name in (
+        "content-type",
+        "content-length",
+        "etag",
+        "last-modified",
+        "cache-control",
+        "vary",
+        "date",
+    ):
+        assert name in again[1], name
+    assert int(again[1]["content-length"]) == len(again[2])
+    via_asgi = await client.get("/feeds/all.xml", headers=IDENTITY)  # in-process, no server
+    assert via_asgi.content == again[2]
+    assert {k: v for k, v in again[1].items() if k != "date"} == dict(via_asgi.headers)
+    routed.clear()
+
+    etag = again[1]["etag"]
+    status, headers, body = await conn.get("/feeds/all.xml", {**IDENTITY, "If-None-Match": etag})
+    assert (status, body, headers["etag"]) == (304, b"", etag)
+    assert "content-length" not in headers and "content-type" not in headers
+    assert headers["vary"] == "Accept-Encoding" and "max-age" in headers["cache-control"]
+    weak = await conn.get("/feeds/all.xml", {**IDENTITY, "If-None-Match": f'"x", W/{etag}'})
+    assert weak[0] == 304
+    since = {**IDENTITY, "If-Modified-Since": again[1]["last-modified"]}
+    assert (await conn.get("/feeds/all.xml", since))[0] == 304
+    before = {**IDENTITY, "If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}
+    assert (await conn.get("/feeds/all.xml", before))[0] == 200
+
+    status, headers, zipped = await conn.get("/feeds/all.xml", {"Accept-Encoding": "gzip, br"})
+    assert status == 200 and headers["content-encoding"] == "gzip"
+    assert headers["etag"] != etag and gzip.decompress(zipped) == again[2]
+    gz_etag = {"Accept-Encoding": "gzip", "If-None-Match": headers["etag"]}
+    assert (await conn.get("/feeds/all.xml", gz_etag))[0] == 304
+    refused = await conn.get("/feeds/all.xml", {"Accept-Encoding": "gzip;q=0"})
+    assert refused[2] == again[2] and "content-encoding" not in refused[1]
+    cross = await conn.get("/feeds/all.xml", {**IDENTITY, "If-None-Match": headers["etag"]})
+    assert cross[0] == 200  # the gzip ETag names the other representation
+
+    status, headers, body = await conn.get("/feeds/all.xml", IDENTITY, method="HEAD")
+    assert status == 200 and body == b"" and headers == again[1] | {"date": headers["date"]}
+    assert (await conn.get("/feeds/all.xml", IDENTITY))[2] == again[2]  # nothing left over
+    assert routed == []
+
+    limited = await conn.get("/feeds/all.xml?limit=3", IDENTITY)
+    assert limited[0] == 200 and limited[2].count(b"<item>") == 3
+    assert routed[-1] == "/feeds/all.xml?limit=3"
+    assert (await conn.get("/feeds/nope.xml"))[0] == 404
+    assert (await conn.get("/feeds/all.xml", IDENTITY, method="DELETE"))[0] == 405
+    conn.close()
+
+    metrics = (await client.get("/metrics")).text
+    assert 'feedhub_http_requests_total{route="feed",status="304"} 4.0' in metrics
+    assert 'feedhub_http_request_duration_seconds_count{route="feed"}' in metrics
+
+
+async def test_server_keeps_order_and_connection_rules(live: Any) -> None:
+    port, app, routed = live
+    conn = await Conn.open(port)
+    plain = await conn.get("/feeds/all.atom", IDENTITY)  # rendered, then cached
+    etag = plain[1]["etag"]
+    # Pipelined: a request the app must route, then cached answers queued behind it
+    conn.send(
+        ("GET", "/feeds/all.atom?limit=2", IDENTITY),
+        ("GET", "/feeds/all.atom", {**IDENTITY, "If-None-Match": etag}),
+        ("HEAD", "/feeds/all.atom", IDENTITY),
+        ("GET", "/feeds/all.atom", IDENTITY),
+    )
+    limited = await conn.response()
+    assert limited[0] == 200 and limited[2].count(b"<entry>") == 2
+    assert (await conn.response())[0] == 304
+    head = await conn.response("HEAD")
+    assert head[0] == 200 and head[1]["etag"] == etag
+    assert (await conn.response())[2] == plain[2]
+    assert len(routed) == 5  # queued behind a routed response, the others were routed too
+    conn.send(
+        ("GET", "/feeds/all.atom", {**IDENTITY, "If-None-Match": etag}),
+        ("HEAD", "/feeds/all.atom", IDENTITY),
+        ("GET", "/feeds/all.atom", IDENTITY),
+    )
+    assert (await conn.response())[0] == 304
+    assert (await conn.response("HEAD"))[1]["content-length"] == str(len(plain[2]))
+    assert (await conn.response())[2] == plain[2]
+    assert len(routed) == 5  # answered one after the other by the server
+    conn.close()
+
+    closing = await Conn.open(port)
+    status, headers, _ = await closing.get("/feeds/all.atom", {**IDENTITY, "Connection": "close"})
+    assert status == 200 and headers["connection"] == "close"
+    assert await closing.closed_by_server()
+    closing.close()
+    old = await Conn.open(port)
+    old.send(("GET", "/feeds/all.atom", IDENTITY), version="1.0")
+    status, headers, body = await old.response()
+    assert headers["connection"] == "close" and body == plain[2]
+    assert await old.closed_by_server()
+    old.close()
+    with_body = await Conn.open(port)
+    with_body.send(("GET", "/feeds/all.atom", {**IDENTITY, "Content-Length": "3"}))
+    with_body.writer.write(b"abc")
+    assert (await with_body.response())[2] == plain[2]
+    assert (await with_body.get("/feeds/all.atom", IDENTITY))[2] == plain[2]
+    with_body.close()
+    assert len(routed) == 5
+
+
+async def test_server_keep_alive_timeout_counts_from_the_last_answer(live: Any) -> None:
+    port, app, routed = live  # timeout_keep_alive=1.0
+    conn = await Conn.open(port)
+    await conn.get("/feeds/all.json", IDENTITY)
+    for _ in range(5):  # 1.5 s in all, never 1 s idle: the connection stays
+        await asyncio.sleep(0.3)
+        assert (await conn.get("/feeds/all.json", IDENTITY))[0] == 200
+    assert routed == ["/feeds/all.json"]
+    app.cache.version_ttl = 0  # the cache is no longer known current: the app checks again
+    assert (await conn.get("/feeds/all.json", IDENTITY))[0] == 200
+    assert routed == ["/feeds/all.json"] * 2
+    started = asyncio.get_running_loop().time()
+    assert await conn.closed_by_server()
+    idle = asyncio.get_running_loop().time() - started
+    conn.close()
+    assert 0.7 < idle < 3.0

@@ -2,7 +2,10 @@
 
 Written as a plain ASGI callable rather than on a framework's router: the feed path is the hot
 one (feed readers poll it all day), and answering from the render cache with prebuilt headers
-keeps a request to a few dictionary lookups. Everything else is small and rare.
+keeps a request to a few dictionary lookups. That lookup, ``FeedhubApp.cached_feed``, is also
+what the HTTP server of ``feedhub run`` (``feedhub.service.FeedProtocol``) calls to answer
+those polls without an ASGI round, so both paths give the same answer. Everything else is small
+and rare.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, quote, urljoin
@@ -26,7 +28,17 @@ from feedhub.relate import HotBoard
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
 from feedhub.web import api
-from feedhub.web.cache import MAX_CACHED, CacheKey, FeedCache, Rendered, make_rendered
+from feedhub.web.cache import (
+    MAX_CACHED,
+    CacheKey,
+    FeedCache,
+    Rendered,
+    Variant,
+    conditions,
+    make_rendered,
+    make_variant,
+    not_modified,
+)
 from feedhub.web.metrics import Metrics
 from feedhub.web.pages import Pages, owns, send_page
 from feedhub.web.portal_store import StoragePortal
@@ -50,53 +62,20 @@ class HealthSource(Protocol):
     def alive(self) -> bool: ...
 
 
-def _accepts_gzip(headers: list[tuple[bytes, bytes]]) -> bool:
-    for name, value in headers:
-        if name == b"accept-encoding":
-            for part in value.split(b","):
-                token, _, params = part.strip().partition(b";")
-                if token.strip() in (b"gzip", b"*"):
-                    q = params.strip()
-                    return not (q.startswith(b"q=0") and q.rstrip(b"0.") == b"q=")
-    return False
-
-
-def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> bytes | None:
-    for name, value in headers:
-        if name == wanted:
-            return value
-    return None
-
-
-def _etag_matches(header: bytes, etag: bytes) -> bool:
-    if header.strip() == b"*":
-        return True
-    return any(candidate.strip().removeprefix(b"W/") == etag for candidate in header.split(b","))
-
-
-def _not_modified(headers: list[tuple[bytes, bytes]], etag: bytes, modified: float) -> bool:
-    inm = _header(headers, b"if-none-match")
-    if inm is not None:
-        return _etag_matches(inm, etag)
-    ims = _header(headers, b"if-modified-since")
-    if ims is not None:
-        try:
-            since = parsedate_to_datetime(ims.decode("latin-1"))
-        except (TypeError, ValueError, IndexError):
-            return False
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
-        return modified <= since.timestamp()
-    return False
+def _raw_path(scope: Scope) -> bytes:
+    raw: bytes | None = scope.get("raw_path")
+    return raw if raw is not None else scope["path"].encode()
 
 
 @dataclass(frozen=True, slots=True)
-class _Variant:
+class _Known:
+    """A feed URL answered before: the cache entry it was answered from, and its two
+    representations (so the settings are not consulted again until the cache moves on)."""
+
+    key: CacheKey
     rendered: Rendered
-    etag: bytes
-    body: bytes
-    full: list[tuple[bytes, bytes]]  # 200 headers
-    common: list[tuple[bytes, bytes]]  # 304 headers
+    identity: Variant
+    gzip: Variant
 
 
 class FeedhubApp:
@@ -122,8 +101,8 @@ class FeedhubApp:
         )
         self.metrics = Metrics(storage)
         self._opml: tuple[int, Rendered] | None = None
-        self._fast: dict[str, tuple[CacheKey, Rendered]] = {}
-        self._variants: dict[tuple[int, bool, int], _Variant] = {}
+        self._fast: dict[bytes, _Known] = {}  # by raw path
+        self._variants: dict[tuple[int, bool, int], Variant] = {}
 
     def invalidate(self) -> None:
         """New items landed or the config changed: rendered feeds are stale."""
@@ -139,15 +118,31 @@ class FeedhubApp:
             return
         started = time.perf_counter()
         if not scope["query_string"] and scope["method"] in ("GET", "HEAD"):
-            # Feed readers poll the same few URLs all day: answer them from the render cache
-            # without routing, while the cache is known to be current.
-            known = self._fast.get(scope["path"])
-            if known is not None and self.cache.current(known[0]) is known[1]:
-                status = await self._send_rendered(scope, send, known[1], 200)
+            answer = self.cached_feed(_raw_path(scope), scope["headers"])
+            if answer is not None:
+                status, variant = answer
+                await self._send_variant(scope, send, variant, status)
                 self.metrics.observe("feed", status, time.perf_counter() - started)
                 return
         route, status = await self._dispatch(scope, send)
         self.metrics.observe(route, status, time.perf_counter() - started)
+
+    def cached_feed(
+        self, raw_path: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[int, Variant] | None:
+        """The answer (200 or 304, and the representation) to a GET or HEAD without a query
+        for a feed URL served before, while the render cache is known to be current; None
+        when the request must take the full route. Feed readers poll the same few URLs all
+        day: this is their path, a few dictionary lookups, callable from the server's
+        protocol without an ASGI round (the caller records the request in ``metrics``)."""
+        known = self._fast.get(raw_path)
+        if known is None or self.cache.current(known.key) is not known.rendered:
+            return None
+        gz, inm, ims = conditions(headers)
+        variant = known.gzip if gz else known.identity
+        if not_modified(inm, ims, variant.etag, known.rendered.modified):
+            return 304, variant
+        return 200, variant
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -250,36 +245,33 @@ class FeedhubApp:
             if len(self._fast) > MAX_CACHED:
                 self._fast.clear()
             key = (feed_scope.path, ext, limit, self.hot.generation if feed_scope.hot else 0)
-            self._fast[scope["path"]] = (key, rendered)
+            known = _Known(
+                key, rendered, self._variant(rendered, False), self._variant(rendered, True)
+            )
+            self._fast[_raw_path(scope)] = known
         return await self._send_rendered(scope, send, rendered, 200)
 
-    def _variant(self, r: Rendered, gz: bool) -> _Variant:
+    def _variant(self, r: Rendered, gz: bool) -> Variant:
         """Response headers for one representation, built once per render and encoding."""
         max_age = int(self.settings().web.cache_max_age)
         key = (id(r), gz, max_age)
         variant = self._variants.get(key)
         if variant is not None and variant.rendered is r:
             return variant
-        etag = r.gzip_etag if gz else r.etag
-        common = [
-            (b"etag", etag),
-            (b"last-modified", r.last_modified),
-            (b"cache-control", b"public, max-age=%d" % max_age),
-            (b"vary", b"Accept-Encoding"),
-        ]
-        body = r.gzip_body if gz else r.body
-        full = [(b"content-type", r.content_type), (b"content-length", b"%d" % len(body)), *common]
-        if gz:
-            full.append((b"content-encoding", b"gzip"))
         if len(self._variants) > 4 * MAX_CACHED:
             self._variants.clear()
-        variant = self._variants[key] = _Variant(r, etag, body, full, common)
+        variant = self._variants[key] = make_variant(r, gz, max_age)
         return variant
 
     async def _send_rendered(self, scope: Scope, send: Send, r: Rendered, status: int) -> int:
-        headers = scope["headers"]
-        variant = self._variant(r, _accepts_gzip(headers))
-        if _not_modified(headers, variant.etag, r.modified):
+        gz, inm, ims = conditions(scope["headers"])
+        variant = self._variant(r, gz)
+        if not_modified(inm, ims, variant.etag, r.modified):
+            status = 304
+        return await self._send_variant(scope, send, variant, status)
+
+    async def _send_variant(self, scope: Scope, send: Send, variant: Variant, status: int) -> int:
+        if status == 304:
             await send({"type": "http.response.start", "status": 304, "headers": variant.common})
             await send({"type": "http.response.body", "body": b""})
             return 304

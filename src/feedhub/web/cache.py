@@ -4,6 +4,10 @@ A busy feed costs a dictionary lookup: the body is rendered and gzipped once per
 each variant with its own strong ETag. The data version comes from storage (the newest item
 change); it is re-read at most once a second, and immediately when the in-process worker says
 new items landed. Concurrent misses for the same feed share one render.
+
+A render's two representations (``Variant``) carry their response headers prebuilt, and the
+conditional-request rules (which representation a request gets, whether a 304 will do) live
+here too, next to the ETags they compare, for the app and the server protocol alike.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from functools import lru_cache
 
 from feedhub.core.render import render_atom, render_json, render_rss
 from feedhub.models import FeedEntry, FeedMeta, Story
@@ -61,6 +66,99 @@ def make_rendered(content_type: bytes, body: bytes, modified: datetime) -> Rende
         last_modified=format_datetime(whole, usegmt=True).encode(),
         modified=whole.timestamp(),
     )
+
+
+# --- representations and conditional requests ----------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _gzip_accepted(accept_encoding: bytes) -> bool:
+    """Readers send the same few Accept-Encoding values on every poll."""
+    for part in accept_encoding.split(b","):
+        token, _, params = part.strip().partition(b";")
+        if token.strip() in (b"gzip", b"*"):
+            q = params.strip()
+            return not (q.startswith(b"q=0") and q.rstrip(b"0.") == b"q=")
+    return False
+
+
+def conditions(headers: list[tuple[bytes, bytes]]) -> tuple[bool, bytes | None, bytes | None]:
+    """Whether gzip is accepted, and the If-None-Match and If-Modified-Since values: one pass
+    over a request's headers (the first of each counts)."""
+    encoding = inm = ims = None
+    for name, value in headers:
+        if name == b"accept-encoding":
+            if encoding is None:
+                encoding = value
+        elif name == b"if-none-match":
+            if inm is None:
+                inm = value
+        elif name == b"if-modified-since":
+            if ims is None:
+                ims = value
+    return encoding is not None and _gzip_accepted(encoding), inm, ims
+
+
+def _etag_matches(header: bytes, etag: bytes) -> bool:
+    if header == etag:  # what a polling reader sends back
+        return True
+    if header.strip() == b"*":
+        return True
+    return any(candidate.strip().removeprefix(b"W/") == etag for candidate in header.split(b","))
+
+
+@lru_cache(maxsize=256)
+def _http_date(value: bytes) -> float | None:
+    """POSIX seconds of an HTTP-date; readers send back the same few Last-Modified values."""
+    try:
+        since = parsedate_to_datetime(value.decode("latin-1"))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return since.timestamp()
+
+
+def not_modified(inm: bytes | None, ims: bytes | None, etag: bytes, modified: float) -> bool:
+    if inm is not None:
+        return _etag_matches(inm, etag)
+    if ims is not None:
+        since = _http_date(ims)
+        return since is not None and modified <= since
+    return False
+
+
+def _lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    return b"".join(b"%s: %s\r\n" % pair for pair in headers)
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One representation of a render (identity or gzip) with its response headers, built once:
+    as ASGI header lists, and as HTTP/1.1 header lines for a server that writes them itself."""
+
+    rendered: Rendered
+    etag: bytes
+    body: bytes
+    full: list[tuple[bytes, bytes]]  # 200 headers
+    common: list[tuple[bytes, bytes]]  # 304 headers
+    full_lines: bytes
+    common_lines: bytes
+
+
+def make_variant(r: Rendered, gz: bool, max_age: int) -> Variant:
+    etag = r.gzip_etag if gz else r.etag
+    common = [
+        (b"etag", etag),
+        (b"last-modified", r.last_modified),
+        (b"cache-control", b"public, max-age=%d" % max_age),
+        (b"vary", b"Accept-Encoding"),
+    ]
+    body = r.gzip_body if gz else r.body
+    full = [(b"content-type", r.content_type), (b"content-length", b"%d" % len(body)), *common]
+    if gz:
+        full.append((b"content-encoding", b"gzip"))
+    return Variant(r, etag, body, full, common, _lines(full), _lines(common))
 
 
 class FeedCache:
