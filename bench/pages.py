@@ -7,15 +7,23 @@ their section, published time and member count, their member items (``story_id``
 each. Then each page is rendered through ``Pages.handle`` over a ``StoragePortal``, as the
 service does on a page-cache miss, in two states:
 
-- cold: every cache dropped first (the page LRU, the portal's data version, section counts and
-  hot ranking): the first request after new data lands;
-- warm: only the page LRU dropped (the request is still rendered, but the portal's per-version
-  counts and hot ranking are reused): any other page on the same data version.
+- cold: every cache dropped first (the page LRU, the portal's data version and everything it
+  keeps per version: section counts, newest lists, cards, search matches), and the hot ranking
+  made due, so that it is recomputed in the background while the render runs: the first
+  request after new data lands, once what the portal keeps is older than ``STALE_OK``;
+- warm: only the page LRU dropped (the request is still rendered, but what the portal keeps
+  for the data version is reused): any other page on the same data version.
+
+Each timing is wall-clock time and the render thread's CPU time (``time.thread_time``: it
+includes SQLite's work, which runs in that thread, but not the background hot refresh or other
+processes), since on a shared machine the wall clock mostly measures the neighbours.
 
     .venv/bin/python bench/pages.py                       # 100,000 stories, 15 rounds
     .venv/bin/python bench/pages.py --stories 20000 --rounds 5 --json
     .venv/bin/python bench/pages.py --db /tmp/pages.db    # keep (and reuse) the database
     .venv/bin/python bench/pages.py --profile /tmp/prof   # cProfile of the warm and cold loops
+    .venv/bin/python bench/pages.py --breakdown           # ms per render in each storage read
+    .venv/bin/python bench/pages.py --sqlite-pragma mmap_size=268435456  # try an engine setting
 
 The target (issue 7) is well under 50 ms per page, server side. Exit status: 0 ok, 1 a page did
 not answer 200, 2 over target with --check-target.
@@ -27,11 +35,15 @@ import argparse
 import cProfile
 import hashlib
 import json
+import os
 import random
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,6 +51,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import create_engine, func, insert, select
+from sqlalchemy.event import listen
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent / "src"))
@@ -95,6 +108,7 @@ class Timing:
     median_ms: float
     p95_ms: float
     max_ms: float
+    cpu_ms: float  # median CPU time of the rendering thread
     rounds: int
     status: int
     bytes: int
@@ -256,29 +270,88 @@ def pick_pages(storage: Storage, pages: Pages, per_page: int) -> dict[str, str]:
     }
 
 
-def time_page(pages: Pages, portal: StoragePortal, target: str, state: str, rounds: int) -> Timing:
+class Breakdown:
+    """Wall time spent in each storage read, per render (``--breakdown``): the portal's page
+    reads and the storage calls it makes itself, wrapped where the portal calls them."""
+
+    READS = ("cards", "newest", "newest_in_groups", "related", "counts", "search")
+    STORAGE = ("data_version", "get_story", "related_lists", "story_counts", "list_stories",
+               "stories_by_ids", "search_stories")  # fmt: skip
+
+    def __init__(self, portal: StoragePortal) -> None:
+        self.spent: dict[str, list[float]] = defaultdict(list)
+        self.renders = 0
+        for name in self.READS:
+            if hasattr(portal.reads, name):
+                setattr(portal.reads, name, self._timed(name, getattr(portal.reads, name)))
+        for name in self.STORAGE:
+            timed = self._timed(f"storage.{name}", getattr(portal.storage, name))
+            setattr(portal.storage, name, timed)
+
+    def _timed(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return call(*args, **kwargs)
+            finally:  # only the render's own reads (not the background hot refresh)
+                if threading.current_thread() is threading.main_thread():
+                    self.spent[name].append((time.perf_counter() - started) * 1000)
+
+        return timed
+
+    def take(self) -> dict[str, tuple[float, float]]:
+        """(calls, ms) per render by read since the last take."""
+        out = {
+            name: (len(v) / self.renders, sum(v) / self.renders)
+            for name, v in sorted(self.spent.items(), key=lambda kv: -sum(kv[1]))
+        }
+        self.spent.clear()
+        self.renders = 0
+        return out
+
+
+def time_page(
+    pages: Pages,
+    portal: StoragePortal,
+    target: str,
+    state: str,
+    rounds: int,
+    breakdown: Breakdown | None = None,
+) -> Timing:
     path, _, query = target.partition("?")
     samples = []
+    cpu = []
     status = 0
     size = 0
     for _ in range(rounds):
         pages._cache.clear()  # noqa: SLF001 (a render every time: the miss is what is timed)
-        if state == "cold":  # the data changed: counts and lists are read again, and the hot
-            # ranking is recomputed in the background while the previous one is served
-            portal.invalidate()
-            portal._counts = None  # noqa: SLF001
-            portal._latest = (("", float("-inf")), {})  # noqa: SLF001
+        if state == "cold":  # the data changed: counts, lists and cards are read again, and
+            # the hot ranking is recomputed in the background while the previous one is served
+            portal.forget()
             portal.hot_board.invalidate()
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         response = pages.handle("GET", path, query)
         samples.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.thread_time() - started_cpu) * 1000)
         deadline = time.monotonic() + 30  # let a background refresh finish before the next
         while portal.hot_board._refreshing and time.monotonic() < deadline:  # noqa: SLF001
             time.sleep(0.01)
         status, size = response.status, len(response.body)
+    if breakdown is not None:
+        breakdown.renders += rounds
     samples.sort()
     p95 = samples[min(len(samples) - 1, round(0.95 * (len(samples) - 1)))]
-    return Timing(target, state, statistics.median(samples), p95, samples[-1], rounds, status, size)
+    return Timing(
+        target,
+        state,
+        statistics.median(samples),
+        p95,
+        samples[-1],
+        statistics.median(cpu),
+        rounds,
+        status,
+        size,
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -294,6 +367,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             fill_s = time.perf_counter() - started
         stored = counts(url)
         storage = open_storage(url)
+        if args.sqlite_pragma:  # an experiment on the engine's settings (engine.py)
+            listen(storage._engine, "connect", _pragmas(args.sqlite_pragma))  # type: ignore[attr-defined]  # noqa: SLF001
         storage.migrate()
         started = time.perf_counter()
         indexed = Indexer(storage).run(now)  # search terms, as the worker makes them
@@ -305,16 +380,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             pages = Pages(settings.site, portal)
             targets = pick_pages(storage, pages, pages.per_page)
             timings: list[Timing] = []
+            spent: dict[str, dict[str, tuple[float, float]]] = {}
+            breakdown = Breakdown(portal) if args.breakdown else None
             profiler = cProfile.Profile() if args.profile else None
+            load = [os.getloadavg()[0]]
             for name, target in targets.items():
                 pages.handle("GET", *target.partition("?")[::2])  # first touch: warm the OS cache
                 for state in ("cold", "warm"):
+                    if breakdown is not None:  # not the first touch's reads
+                        breakdown.spent.clear()
                     if profiler is not None:
                         profiler.enable()
-                    t = time_page(pages, portal, target, state, args.rounds)
+                    t = time_page(pages, portal, target, state, args.rounds, breakdown)
                     if profiler is not None:
                         profiler.disable()
                     timings.append(Timing(name, *_fields(t)[1:]))
+                    if breakdown is not None:
+                        spent[f"{name} {state}"] = breakdown.take()
+            load.append(os.getloadavg()[0])
             if profiler is not None:
                 profiler.dump_stats(args.profile)
         finally:
@@ -324,12 +407,27 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "days": args.days,
         "fill_seconds": round(fill_s, 1),
         "target_ms": TARGET_MS,
+        "load_average": [round(x, 2) for x in load],
         "timings": [t.__dict__ | {"path": targets[t.page]} for t in timings],
+        "breakdown": {
+            page: {name: {"calls": round(c, 2), "ms": round(ms, 2)} for name, (c, ms) in v.items()}
+            for page, v in spent.items()
+        },
     }
 
 
+def _pragmas(pragmas: list[str]) -> Callable[[Any, Any], None]:
+    def run(dbapi_connection: Any, _record: Any) -> None:
+        for pragma in pragmas:
+            dbapi_connection.execute(f"PRAGMA {pragma}")
+
+    return run
+
+
 def _fields(t: Timing) -> tuple[Any, ...]:
-    return (t.page, t.state, t.median_ms, t.p95_ms, t.max_ms, t.rounds, t.status, t.bytes)
+    return (
+        t.page, t.state, t.median_ms, t.p95_ms, t.max_ms, t.cpu_ms, t.rounds, t.status, t.bytes
+    )  # fmt: skip
 
 
 def report(result: dict[str, Any]) -> str:
@@ -338,15 +436,19 @@ def report(result: dict[str, Any]) -> str:
         f"{s['stories']:,} stories, {s['items']:,} items, {s['story_related']:,} related rows"
         f" over {result['days']:g} days"
         + (f" (filled in {result['fill_seconds']} s)" if result["fill_seconds"] else ""),
-        f"{'page':32} {'state':5} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'KiB':>6}",
+        "load average (1 min): {:.2f} before, {:.2f} after".format(*result["load_average"]),
+        f"{'page':32} {'state':5} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'cpu ms':>7}"
+        f" {'KiB':>6}",
     ]
     for t in result["timings"]:
         lines.append(
             f"{t['page']:32} {t['state']:5} {t['median_ms']:10.1f} {t['p95_ms']:8.1f}"
-            f" {t['max_ms']:8.1f} {t['bytes'] / 1024:6.1f}"
+            f" {t['max_ms']:8.1f} {t['cpu_ms']:7.1f} {t['bytes'] / 1024:6.1f}"
             + ("" if t["status"] == 200 else f"  status {t['status']}")
         )
-    lines.append(f"target: under {result['target_ms']:g} ms")
+        for name, spent in result["breakdown"].get(f"{t['page']} {t['state']}", {}).items():
+            lines.append(f"    {name:28} {spent['calls']:5.1f} calls {spent['ms']:7.1f} ms")
+    lines.append(f"target: under {result['target_ms']:g} ms (wall clock, median)")
     return "\n".join(lines)
 
 
@@ -357,6 +459,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=15, help="renders per page and state")
     parser.add_argument("--db", help="SQLite file to fill (or reuse when it exists)")
     parser.add_argument("--profile", help="write cProfile stats of the timed loops here")
+    parser.add_argument("--breakdown", action="store_true", help="ms per render in each read")
+    parser.add_argument(
+        "--sqlite-pragma",
+        action="append",
+        metavar="PRAGMA",
+        help="also run PRAGMA on each connection, e.g. mmap_size=268435456 (an experiment)",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--check-target", action="store_true")
     args = parser.parse_args(argv)

@@ -8,6 +8,7 @@ import re
 import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from html.parser import HTMLParser
 from urllib.parse import quote
@@ -19,7 +20,7 @@ from feedhub.errors import StorageError
 from feedhub.settings import SiteSettings
 from feedhub.web.page_views import breadcrumb, highlight, section_tree
 from feedhub.web.pages import PageResponse, Pages, owns
-from feedhub.web.portal import SectionNode
+from feedhub.web.portal import SectionNode, SectionTree
 from tests.support_browser import crawl_handler, links
 from tests.support_portal import (
     BASE_TIME,
@@ -410,6 +411,41 @@ class _Memo:
             return self.memo[key]
 
         return call
+
+
+class _Uncounted(MemoryPortal):
+    """A portal that can give its sections without counting them (``SectionTree``)."""
+
+    def __init__(self, inner: MemoryPortal) -> None:
+        self.__dict__.update(inner.__dict__)
+        self.counted = 0
+
+    def sections(self) -> Sequence[SectionNode]:
+        self.counted += 1
+        return super().sections()
+
+    def section_tree(self) -> Sequence[SectionNode]:
+        return [replace(node, count=-1) for node in super().sections()]
+
+
+def test_only_pages_that_show_counts_ask_for_them(portal: MemoryPortal) -> None:
+    uncounted = _Uncounted(portal)
+    assert isinstance(uncounted, SectionTree) and not isinstance(portal, SectionTree)
+    plain, lean = Pages(SITE, portal), Pages(SITE, uncounted)
+    story_id = portal.latest(None, 1)[0].id
+    targets = [
+        ("/section/jingji", ""),
+        ("/section/shehui", "page=2"),
+        (f"/story/{story_id}", ""),
+        ("/search", "q=" + quote("沂河")),
+        ("/search", ""),
+        ("/nowhere", ""),
+    ]
+    for path, query in targets:
+        mine, theirs = get(lean, path, query), get(plain, path, query)
+        assert (mine.status, mine.body) == (theirs.status, theirs.body), path
+    assert uncounted.counted == 0
+    assert get(lean, "/").body == get(plain, "/").body and uncounted.counted == 1
 
 
 @pytest.mark.slow

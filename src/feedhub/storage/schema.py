@@ -180,6 +180,7 @@ items = Table(
     Index("ix_items_section_key", "section_key"),
     Index("ix_items_section_at", "section_at"),
     Index("ix_items_search_at", "search_at"),
+    Index("ix_items_pk_story", "pk", "story_id"),  # search: item -> story (0008)
 )
 
 stories = Table(
@@ -197,6 +198,7 @@ stories = Table(
     Index("ix_stories_related_at", "related_at"),
     Index("ix_stories_created_at", "created_at"),  # the hot window (0005)
     Index("ix_stories_updated_at", "updated_at"),  # max() in the data version (0005)
+    Index("ix_stories_id_published", "id", "published"),  # search: story -> time (0008)
 )
 
 story_related = Table(

@@ -21,7 +21,7 @@ from markupsafe import Markup, escape
 
 from feedhub.core.dates import default_timezone_for, zone
 from feedhub.settings import SiteSettings
-from feedhub.web.portal import Page, PortalData, SectionNode, StoryCard
+from feedhub.web.portal import Page, PortalData, SectionNode, SectionTree, StoryCard
 
 STATIC_DIR = Path(__file__).parent / "static"
 _TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -200,16 +200,17 @@ class Views:
     def home(self, site: SiteSettings, data: PortalData, n: int) -> bytes:
         nodes = data.sections()
         boxes = [(node, data.latest(node.id, 6)) for node in nodes if node.count > 0]
+        latest = data.latest(None, n)
+        # The hot ranking last: asking for it may start its refresh in the background, which
+        # then competes with this thread for the interpreter.
         context = self._base(site, nodes, None)
-        context.update(
-            hot=data.hot(None, n), latest=data.latest(None, n), boxes=boxes, is_home=True
-        )
+        context.update(hot=data.hot(None, n), latest=latest, boxes=boxes, is_home=True)
         return self._render("home", context)
 
     def section(
         self, site: SiteSettings, data: PortalData, section_id: str, page: int, per_page: int
     ) -> bytes | None:
-        nodes = data.sections()
+        nodes = _tree(data)  # the page shows its own total, from the listing
         node = next((s for s in nodes if s.id == section_id), None)
         if node is None:
             return None
@@ -230,7 +231,7 @@ class Views:
         found = data.story(story_id)
         if found is None:
             return None
-        nodes = data.sections()
+        nodes = _tree(data)
         card = found.card
         node = next((s for s in nodes if s.id == card.section_id), None)
         context = self._base(site, nodes, node)
@@ -240,15 +241,15 @@ class Views:
             node=node,
             content=Markup(found.content_html),  # sanitized at ingestion: the one raw field
             related=found.related,
-            hot=_without(data.hot(None, n + 1), card.id, n),
             latest=_without(data.latest(None, n + 1), card.id, n),
+            hot=_without(data.hot(None, n + 1), card.id, n),  # last: see home()
         )
         return self._render("story", context)
 
     def search(
         self, site: SiteSettings, data: PortalData, q: str, page: int, per_page: int
     ) -> bytes | None:
-        nodes = data.sections()
+        nodes = _tree(data)
         result = data.search(q, page, per_page) if q else None
         if result is not None and page > result.pages:
             return None
@@ -265,10 +266,15 @@ class Views:
         return self._render("search", context)
 
     def not_found(self, site: SiteSettings, data: PortalData) -> bytes:
-        nodes = data.sections()
+        nodes = _tree(data)
         context = self._base(site, nodes, None)
         context.update(latest=data.latest(None, 10))
         return self._render("not_found", context)
+
+
+def _tree(data: PortalData) -> Sequence[SectionNode]:
+    """The sections for a page that shows no counts (see ``SectionTree``)."""
+    return data.section_tree() if isinstance(data, SectionTree) else data.sections()
 
 
 def _without(cards: Sequence[StoryCard], story_id: str, n: int) -> list[StoryCard]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,4 +127,20 @@ class PortalData(Protocol):
 
     def data_version(self) -> str:
         """A token that changes whenever any story, section or ranking changes."""
+        ...
+
+
+@runtime_checkable
+class SectionTree(Protocol):
+    """What a ``PortalData`` may also offer: its sections without their story counts.
+
+    Only the home page and a section's own total show counts; the other pages need the tree
+    for their navigation alone. Counting every section is the costliest read of a first render
+    after new data (100,000 stories: a walk over the whole section index), so the pages ask
+    for the tree alone where they can; a ``PortalData`` without this method is asked for
+    ``sections()`` instead.
+    """
+
+    def section_tree(self) -> Sequence[SectionNode]:
+        """As ``sections()``, but every ``count`` is -1 (not counted)."""
         ...
