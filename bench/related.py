@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support_fe
 
 from tests.support_feedserver import FeedServer, Route  # noqa: E402
 
-from categorize import KEYWORDS, RULES, CachedEncoder  # noqa: E402
+from categorize import KEYWORDS, RULES, CachedEncoder, macro_f1  # noqa: E402
 from feedhub.core.categorize import (  # noqa: E402
     Categorizer,
     CategorizeSettings,
@@ -393,6 +393,11 @@ def run_pipeline_seed(
             out["filing_accuracy_mixed"] = sum(
                 s.section_id == truth[s.item.entry_id] for s in mixed_items
             ) / len(mixed_items)
+            out["filing_macro_f1_mixed"] = macro_f1(
+                [truth[s.item.entry_id] for s in mixed_items],
+                [s.section_id or "" for s in mixed_items],
+                fd.labels,
+            )
             out["channel_items_in_own_section"] = sum(
                 s.section_id == fd.sections[s.item.source_id] for s in channel_items
             ) / len(channel_items)
@@ -591,6 +596,7 @@ PIPELINE_ROWS = (
     ("  recomputed, true sections (upper bound)", "precision_at_5_mixed_recomputed_true_sections"),
     ("mean list length, mixed", "mean_length_mixed"),
     ("filing accuracy, mixed-feed items", "filing_accuracy_mixed"),
+    ("filing macro-F1, mixed-feed items", "filing_macro_f1_mixed"),
     ("channel items left in their section", "channel_items_in_own_section"),
     ("stories / of them merged (>1 item)", ("stories", "stories_merged")),
     ("items in a story of another label", "items_in_other_label_story"),
@@ -615,7 +621,7 @@ def print_pipeline(pl: dict[str, Any]) -> None:
                 values = [float(r[key]) for r in runs]
                 shown = (
                     spread(values)
-                    if "precision" in key or "accuracy" in key
+                    if "precision" in key or "accuracy" in key or "f1" in key
                     else (f"{statistics.fmean(values):.2f} [{min(values):g}-{max(values):g}]")
                 )
             print(f"  {label:55} {shown}")

@@ -6,8 +6,10 @@ import dataclasses
 import json
 import os
 import random
+import re
 import subprocess
 import sys
+import unicodedata
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -168,6 +170,42 @@ def test_keywords_are_case_and_width_insensitive() -> None:
     rules = [Rule("体育", keywords={"NBA": 1.0})]
     decision = categorize(ItemText("ｎｂａ总决赛今晚开打"), rules, None, TREE, SETTINGS)
     assert decision.section == "体育"
+
+
+def test_keyword_hits_are_every_keyword_found_in_rule_order() -> None:
+    """Keywords are looked up by their first character; that must find exactly what testing
+    every keyword of every rule as a substring finds, overlapping keywords included."""
+    rules = [
+        Rule("经济", keywords={"开盘": 1.0, "开盘价": 2.0, "ＧＤＰ": 1.0, "盘": 0.5}),
+        Rule("体育", keywords={"NBA": 1.0, "比赛": 1.0, "赛": 0.5}, exclude=(r"彩票",)),
+        Rule("社会", keywords={"开盘价": 1.0, "警方": 1.0}),
+        Rule("婚恋", keywords={"相亲": 1.0}, include=(r"婚",)),
+    ]
+    titles = [
+        "楼盘开盘价公布 gdp增长",
+        "nba比赛今晚开打",
+        "比赛彩票开盘",
+        "警方通报：开盘当日无人相亲",
+        "婚礼上的一场比赛",
+        "",
+        "今日要闻",
+    ]
+    for title in titles:
+        norm = unicodedata.normalize("NFKC", title).casefold()
+        expected: list[str] = []
+        for rule in rules:
+            if any(re.search(rx, title) for rx in rule.exclude):
+                expected.append(f"{rule.section} exclude")
+                continue
+            expected += [
+                f"{rule.section} keyword {k}"
+                for k in rule.keywords
+                if unicodedata.normalize("NFKC", k).casefold() in norm
+            ]
+            expected += [f"{rule.section} include" for rx in rule.include if re.search(rx, title)]
+        decision = categorize(ItemText(title), rules, None, TREE, SETTINGS)
+        got = [f"{h.section} {h.what.split(' /')[0]}" for h in decision.rule_hits]
+        assert got == expected, title
 
 
 def test_forced_rule_wins_over_votes_and_prior(model: Model) -> None:

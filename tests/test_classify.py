@@ -216,3 +216,53 @@ def test_sentence_encoder_fast_pass_equals_the_package() -> None:
         assert np.allclose(fast.encode(chunk), reference.encode(chunk), atol=1e-5)
     assert np.allclose(fast.encode(texts[:3]), reference.encode(texts[:3]), atol=1e-5)
     assert fast.encode([]).shape == (0, 512)
+
+
+def test_rows_are_the_tf_idf_of_two_vectorizers_in_a_union() -> None:
+    """The batch vectorizer gives what scikit-learn's sublinear tf-idf over words and over
+    character 1-2-grams, each L2-normalized, gives (the features the docstring promises)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
+
+    from feedhub.core.classify import _terms, build_vocab, vectorize
+
+    texts = [t for titles in TRAIN.values() for t in titles] + ["足球足球足球 比赛", "ＮＢＡ"]
+    vocab, _ = build_vocab(texts, 10_000)
+    probe = [*texts, "从未见过的词", "", "足球比赛 招商 招商 引资"]
+    rows = vectorize(probe, vocab)
+    for group, index in ((0, vocab.words), (1, vocab.chars)):
+        sk = TfidfVectorizer(analyzer=lambda t, g=group: _terms(t)[g], sublinear_tf=True)
+        sk.fit(texts)
+        expected = sk.transform(probe)
+        names = sk.get_feature_names_out()
+        for r in range(len(probe)):
+            row = expected.getrow(r)
+            want = {names[j]: v for j, v in zip(row.indices, row.data, strict=True)}
+            span = slice(rows.indptr[r], rows.indptr[r + 1])
+            column = {j: t for t, j in index.items()}
+            got = {
+                column[j]: v
+                for j, v in zip(rows.cols[span], rows.vals[span], strict=True)
+                if j in column
+            }
+            assert got == pytest.approx(want, rel=1e-5), (probe[r], group)
+
+
+def test_a_batch_scores_every_item_exactly_as_alone() -> None:
+    """Large batches are vectorized in NumPy, single items in plain Python: same bits."""
+    from feedhub.core.classify import vectorize
+
+    m = train(None)
+    items = [*ITEMS, *(ItemText(t + " " + t) for titles in TRAIN.values() for t in titles)]
+    assert len(items) > 20
+    batch = m.decision_many(items)
+    for r, item in enumerate(items):
+        assert m.decision_many([item])[0].tolist() == batch[r].tolist(), item.title
+    assert m.decision_many([ItemText(""), ItemText("")]).shape == (2, len(SECTIONS))
+    vocab = m._wt.vocab  # the rows themselves, not only the scores
+    texts = [i.title for i in items]
+    whole = vectorize(texts, vocab)
+    for r, text in enumerate(texts):
+        one = vectorize([text], vocab)
+        span = slice(whole.indptr[r], whole.indptr[r + 1])
+        assert one.cols.tolist() == whole.cols[span].tolist()
+        assert one.vals.tolist() == whole.vals[span].tolist()

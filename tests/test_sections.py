@@ -7,14 +7,19 @@ import json
 import sqlite3
 import subprocess
 import sys
+import zlib
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
+from feedhub import sections
 from feedhub.config import load_settings
+from feedhub.core.classify import ItemText, ModelParams
 from feedhub.errors import ConfigError
 from feedhub.pipeline import poll_sources
 from feedhub.publish import resolve_scope
@@ -307,6 +312,75 @@ def test_an_economy_report_from_a_story_channel_lands_in_economy(
     assert "source prior: 故事" in why
     assert f"classifier {record.version}: 经济" in why
     assert "terms for 经济:" in why
+
+
+class CountingEncoder:
+    """A stand-in sentence encoder (hashed characters) that records every text it encodes."""
+
+    name = "hash-16"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:  # type: ignore[type-arg]
+        self.seen += texts
+        out = np.zeros((len(texts), 16), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for ch in text:
+                out[i, zlib.crc32(ch.encode()) % 16] += 1.0
+        return out
+
+
+def test_training_encodes_each_item_once(server: FeedServer, storage: Storage) -> None:
+    # The judging models of every fold and partition, and the final model, all see the same
+    # channel items: encoding dominates training time, so each text is encoded once.
+    serve_channels(server)
+    settings = channel_settings(server)
+    poll(settings, storage)
+    enc = CountingEncoder()
+    record = train(storage, settings, datetime.now(UTC), encoder=enc)
+    assert record is not None and json.loads(record.info)["encoder"] == "hash-16"
+    assert len(enc.seen) == len(set(enc.seen)) == 49
+
+
+def test_self_training_is_for_the_word_model_only(server: FeedServer) -> None:
+    settings = channel_settings(server, categorize={"self_training": 0.5})
+    assert sections.model_params(settings).self_training == 0.5
+    assert sections.model_params(settings, CountingEncoder()).self_training == 0.0
+
+
+def test_an_item_is_left_out_only_when_every_judge_places_it_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    judges: list[int] = []
+
+    class Judge:
+        """Places "clear" in 经济 always, "split" only while judging the first partition."""
+
+        def __init__(self, n: int) -> None:
+            self.n = n
+
+        @classmethod
+        def train(cls, *args: Any, **kwargs: Any) -> Judge:
+            judges.append(len(judges))
+            return cls(len(judges))
+
+        def predict_proba_many(self, items: Sequence[ItemText]) -> list[dict[str, float]]:
+            out = []
+            for item in items:
+                economy = item.title.startswith("e") or item.title == "clear"
+                economy |= item.title == "split" and self.n <= sections.FOLDS
+                home, away = ("经济", "故事") if economy else ("故事", "经济")
+                out.append({home: 0.98, away: 0.01, "社会": 0.01})
+            return out
+
+    monkeypatch.setattr(sections, "Model", Judge)
+    examples = [(ItemText(t), "故事") for t in ("clear", "split", "plain", "clear")]
+    examples += [(ItemText(f"e{i}"), "经济") for i in range(12)]
+    pinned = [i == 3 for i in range(len(examples))]  # placed elsewhere too, but pinned
+    left_out = sections.misfiled(examples, pinned, ["故事", "经济", "社会"], ModelParams(), 0.95)
+    assert left_out == {0}
+    assert len(judges) == sections.FOLDS * sections.PARTITIONS
 
 
 def test_a_pin_overrides_and_trains(server: FeedServer, storage: Storage) -> None:

@@ -32,6 +32,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import repeat
 from typing import Any, Protocol
 
 import numpy as np
@@ -57,6 +58,7 @@ _DEFAULT_TEMPERATURE = 5.0
 _TEMPERATURES = np.geomspace(0.25, 60.0, 48)
 
 FloatArray = npt.NDArray[np.float32]
+IntArray = npt.NDArray[np.int64]
 
 
 class ModelFormatError(FeedhubError, ValueError):
@@ -100,7 +102,7 @@ class ModelParams:
     # With an encoder: an item whose two best sections by the sparse weights alone are at
     # least this many nats (log-odds) apart is answered by them and never encoded; the others
     # go to the full (sparse + dense) model. None: every item uses the full model.
-    cascade_margin: float | None = 2.5
+    cascade_margin: float | None = 3.0
 
 
 def _model_text(item: ItemText, max_chars: int) -> str:
@@ -118,62 +120,135 @@ def _terms(text: str) -> tuple[list[str], list[str]]:
     return words, chars
 
 
-Table = Mapping[str, tuple[int, float]]  # term -> (column, idf)
+Index = Mapping[str, int]  # term -> column
 
 
 @dataclass(frozen=True, slots=True)
 class Vocabulary:
-    """Columns of the model: words and character n-grams apart, each with its idf."""
+    """Columns of the model: words and character n-grams apart, and each column's idf."""
 
-    words: Table
-    chars: Table
-    size: int
+    words: Index
+    chars: Index
+    idf: npt.NDArray[np.float64]  # (size,): the stored float32 values, widened once
+
+    @property
+    def size(self) -> int:
+        return len(self.idf)
 
     @classmethod
     def of(cls, terms: Sequence[str], idf: FloatArray) -> Vocabulary:
         """From prefixed terms (``w:`` word, ``c:`` characters) in column order."""
-        words: dict[str, tuple[int, float]] = {}
-        chars: dict[str, tuple[int, float]] = {}
-        for j, (term, weight) in enumerate(zip(terms, idf.tolist(), strict=True)):
-            (words if term.startswith("w:") else chars)[term[2:]] = (j, weight)
-        return cls(words, chars, len(terms))
+        words: dict[str, int] = {}
+        chars: dict[str, int] = {}
+        for j, term in enumerate(terms):
+            (words if term.startswith("w:") else chars)[term[2:]] = j
+        return cls(words, chars, np.asarray(idf, dtype=np.float32).astype(np.float64))
 
     def terms(self) -> list[str]:
         out = [""] * self.size
-        for prefix, table in (("w:", self.words), ("c:", self.chars)):
-            for term, (j, _) in table.items():
+        for prefix, index in (("w:", self.words), ("c:", self.chars)):
+            for term, j in index.items():
                 out[j] = prefix + term
         return out
 
 
-def _weights(terms: list[str], table: Table) -> tuple[list[int], list[float]]:
-    """Sublinear tf-idf of one group, L2-normalized within the group."""
-    idx: list[int] = []
-    val: list[float] = []
-    get = table.get
-    for term, n in Counter(terms).items():
-        hit = get(term)
-        if hit is not None:
-            idx.append(hit[0])
-            val.append(hit[1] * (1.0 + math.log(n)) if n > 1 else hit[1])
-    norm = math.sqrt(sum(v * v for v in val))
-    if norm > 0:
-        val = [v / norm for v in val]
-    return idx, val
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Sparse rows of texts (CSR parts): row ``i`` is ``cols/vals[indptr[i]:indptr[i+1]]``."""
+
+    indptr: IntArray
+    cols: IntArray
+    vals: npt.NDArray[np.float64]
 
 
-def _vectorize(
-    texts: Sequence[str], vocab: Vocabulary
-) -> tuple[list[list[int]], list[list[float]]]:
-    rows_i: list[list[int]] = []
-    rows_v: list[list[float]] = []
+# 1 + ln(n) for term counts n: one table for both ways of building rows, so that they agree
+# to the last bit (NumPy's and the C library's logarithms may differ in the last place).
+_SUBLINEAR = 1.0 + np.log(np.arange(1, 4097, dtype=np.float64))
+_SUBLINEAR_LIST: list[float] = _SUBLINEAR.tolist()
+_SMALL = 8  # batches up to this size are vectorized in plain Python: NumPy's per-call cost
+
+
+def _sublinear(counts: IntArray) -> npt.NDArray[np.float64]:
+    if len(counts) and counts.max() > len(_SUBLINEAR):
+        return np.array([_sublinear_one(int(n)) for n in counts.tolist()], dtype=np.float64)
+    return _SUBLINEAR[counts - 1]
+
+
+def _sublinear_one(n: int) -> float:
+    if n <= len(_SUBLINEAR_LIST):
+        return _SUBLINEAR_LIST[n - 1]
+    return 1.0 + math.log(n)
+
+
+def _rows(texts: Sequence[str], vocab: Vocabulary) -> Rows:
+    """Sublinear tf-idf of each group of terms (words, characters), each group L2-normalized,
+    as two scikit-learn vectorizers in a union would give. Within a row, word columns come
+    first, then character columns, each in column order. Large batches are done at once in
+    NumPy, small ones term by term; both give the same bits, so an item scores the same alone
+    or in a batch."""
+    if len(texts) <= _SMALL:
+        return _rows_small(texts, vocab)
+    wget, cget = vocab.words.get, vocab.chars.get
+    found: list[int] = []  # column per term, -1 when unknown: each text's words, then chars
+    lens: list[int] = []  # terms per (text, group), in that order
     for text in texts:
         words, chars = _terms(text)
-        wi, wv = _weights(words, vocab.words)
-        ci, cv = _weights(chars, vocab.chars)
-        rows_i.append(wi + ci)
-        rows_v.append(wv + cv)
-    return rows_i, rows_v
+        found += map(wget, words, repeat(-1))
+        found += map(cget, chars, repeat(-1))
+        lens += (len(words), len(chars))
+    size = vocab.size
+    cols = np.fromiter(found, dtype=np.int64, count=len(found))
+    groups = np.repeat(np.arange(len(lens), dtype=np.int64), lens)  # text * 2 + group
+    known = cols >= 0
+    keys, counts = np.unique(groups[known] * size + cols[known], return_counts=True)
+    groups, cols = np.divmod(keys, size)
+    vals = vocab.idf[cols] * _sublinear(counts)
+    # bincount adds each group's squares in order, as the loop in _rows_small does
+    norms = np.sqrt(np.bincount(groups, weights=vals * vals, minlength=len(lens)))
+    vals /= norms[groups]
+    indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(groups >> 1, minlength=len(texts)), out=indptr[1:])
+    return Rows(indptr, cols, vals)
+
+
+def _rows_small(texts: Sequence[str], vocab: Vocabulary) -> Rows:
+    """:func:`_rows` term by term, for a few texts (one item filed alone)."""
+    all_cols: list[int] = []
+    all_vals: list[float] = []
+    indptr = [0]
+    for text in texts:
+        for terms, index in zip(_terms(text), (vocab.words, vocab.chars), strict=True):
+            counts = Counter(j for j in map(index.get, terms) if j is not None)
+            cols = sorted(counts)
+            if not cols:
+                continue
+            vals = [
+                idf * _sublinear_one(counts[j])
+                for idf, j in zip(vocab.idf[cols].tolist(), cols, strict=True)
+            ]
+            total = 0.0
+            for v in vals:
+                total += v * v
+            norm = math.sqrt(total)
+            all_cols += cols
+            all_vals += [v / norm for v in vals]
+        indptr.append(len(all_cols))
+    return Rows(
+        np.array(indptr, dtype=np.int64),
+        np.array(all_cols, dtype=np.int64),
+        np.array(all_vals, dtype=np.float64),
+    )
+
+
+def _products(rows: Rows, w: FloatArray) -> FloatArray:
+    """``rows @ w`` for dense ``w`` without SciPy (classifying never imports it)."""
+    out = np.zeros((len(rows.indptr) - 1, w.shape[1]), dtype=np.float32)
+    starts = rows.indptr[:-1]
+    nonempty = np.flatnonzero(rows.indptr[1:] > starts)
+    if len(nonempty):
+        terms = w[rows.cols] * rows.vals.astype(np.float32)[:, None]
+        out[nonempty] = np.add.reduceat(terms, starts[nonempty], axis=0)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,12 +370,7 @@ class Model:
         texts = [_model_text(it, self._params.max_text_chars) for it in items]
         k = len(self._sections)
         head = self._head if cascade else None
-        both = np.zeros((len(texts), self._w2.shape[1]), dtype=np.float32)
-        rows_i, rows_v = _vectorize(texts, self._wt.vocab)
-        w2 = self._w2
-        for r, (idx, val) in enumerate(zip(rows_i, rows_v, strict=True)):
-            if idx:
-                both[r] = np.asarray(val, dtype=np.float32) @ w2[idx]
+        both = _products(_rows(texts, self._wt.vocab), self._w2)
         out = both[:, -k:] + self._wt.b
         temps = [self._wt.temperature] * len(texts)
         routed = np.arange(len(texts))
@@ -336,18 +406,20 @@ class Model:
         """The item's terms that pushed it most towards ``section``: for ``explain``."""
         k = self._sections.index(section)
         text = _model_text(item, self._params.max_text_chars)
+        vocab = self._wt.vocab
+        rows = _rows([text], vocab)
         w = self._wt.w
         if self._head is not None:  # the weights of the stage that answers this item
-            ((idx, val),) = zip(*_vectorize([text], self._wt.vocab), strict=True)
-            row = (np.asarray(val, dtype=np.float32) @ self._head.w[idx]) + self._head.b
-            if self._head.confident(row[None, :])[0]:
+            row = _products(rows, self._head.w) + self._head.b
+            if self._head.confident(row)[0]:
                 w = self._head.w
         words, chars = _terms(text)
-        contrib: list[tuple[str, float]] = []
-        for terms, table in ((words, self._wt.vocab.words), (chars, self._wt.vocab.chars)):
-            idx, val = _weights(terms, table)
-            known = [t for t in dict.fromkeys(terms) if t in table]
-            contrib += [(t, v * float(w[j, k])) for t, j, v in zip(known, idx, val, strict=True)]
+        name = {vocab.words[t]: t for t in words if t in vocab.words}
+        name |= {vocab.chars[t]: t for t in chars if t in vocab.chars}
+        contrib = [
+            (name[j], v * float(w[j, k]))
+            for j, v in zip(rows.cols.tolist(), rows.vals.tolist(), strict=True)
+        ]
         contrib.sort(key=lambda tv: -tv[1])
         return [(t, round(v, 4)) for t, v in contrib[:n] if v > 0]
 
@@ -473,9 +545,9 @@ def build_vocab(texts: Sequence[str], max_features: int) -> tuple[Vocabulary, Fl
     return Vocabulary.of([t for t, _ in kept], idf), idf
 
 
-def vectorize(texts: Sequence[str], vocab: Vocabulary) -> tuple[list[list[int]], list[list[float]]]:
-    """Sparse rows (indices, values) of the texts; shared by training and prediction."""
-    return _vectorize(texts, vocab)
+def vectorize(texts: Sequence[str], vocab: Vocabulary) -> Rows:
+    """Sparse rows of the texts; shared by training and prediction."""
+    return _rows(texts, vocab)
 
 
 def default_temperature() -> float:

@@ -105,12 +105,8 @@ def _f32(a: FloatArray) -> npt.NDArray[np.float32]:
 
 
 def _matrix(texts: Sequence[str], vocab: Vocabulary) -> Any:
-    rows_i, rows_v = vectorize(texts, vocab)
-    indptr = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum([len(r) for r in rows_i], out=indptr[1:])
-    indices = np.fromiter((j for r in rows_i for j in r), dtype=np.int64, count=int(indptr[-1]))
-    data = np.fromiter((v for r in rows_v for v in r), dtype=np.float64, count=int(indptr[-1]))
-    return sparse.csr_matrix((data, indices, indptr), shape=(len(texts), vocab.size))
+    rows = vectorize(texts, vocab)
+    return sparse.csr_matrix((rows.vals, rows.cols, rows.indptr), shape=(len(texts), vocab.size))
 
 
 def _with_dense(x: Any, texts: Sequence[str], encoder: TextEncoder, params: ModelParams) -> Any:
