@@ -330,7 +330,8 @@ class CategorizeSettings(_Model):
         ge=0,
         le=1,
         description="Share of unlabelled recent items the first model is surest of, added back "
-        "for a second fit (0: off).",
+        "for a second fit (0: off). The word model only: with the sentence encoder it is not "
+        "used (it did not help there).",
     )
     refile_window: Duration = Field(
         default=14 * 86400.0,
