@@ -16,11 +16,10 @@ import logging
 import multiprocessing
 import random
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
 
 from feedhub.config import default_user_agent
 from feedhub.core.dates import default_timezone_for
@@ -30,11 +29,9 @@ from feedhub.fetch import Fetcher
 from feedhub.models import (
     FetchLogEntry,
     FetchResult,
-    Item,
     ParsedFeed,
     SourceSpec,
     SourceState,
-    StoreOutcome,
 )
 from feedhub.parse_worker import PRELOAD, parse_job
 from feedhub.poll_report import AfterPoll, PollReport, PollResult
@@ -47,7 +44,6 @@ from feedhub.storage.base import Storage
 from feedhub.stories import Clusterer
 
 log = logging.getLogger("feedhub.poll")
-T = TypeVar("T")
 CLUSTER_EVERY = 1000  # new items between clustering runs during a long poll
 RELATE_DURING_POLL = 200  # related lists computed per run while polls still need the store
 PROCESS_POOL_FROM = 50  # sources in one poll from which parsing moves to worker processes
@@ -114,14 +110,6 @@ class Poller:
             context.set_forkserver_preload(PRELOAD)
             self._parse_processes = ProcessPoolExecutor(workers, mp_context=context)
         return self._parse_processes
-
-    async def _store_call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self.writer.call(fn, *args)
-
-    async def _record(
-        self, state: SourceState, items: Sequence[Item], entry: FetchLogEntry, now: datetime
-    ) -> StoreOutcome:
-        return await self.writer.record(state, items, entry, now)
 
     async def poll(
         self,
@@ -231,7 +219,7 @@ class Poller:
             done = 0
             if run is not None:
                 try:
-                    done = await self._store_call(run, self.clock())
+                    done = await self.writer.call(run, self.clock())
                 except FeedhubError as exc:
                     log.error(f"{name} failed", extra={"error": str(exc)})
             counts.append(done)
@@ -243,7 +231,7 @@ class Poller:
         if not ids:
             return []
         now = self.clock()
-        result = await self._store_call(
+        result = await self.writer.call(
             lambda: self.storage.claim_due(now, limit, lease, ids, ignore_schedule=ignore_schedule)
         )
         assert isinstance(result, list)
@@ -297,7 +285,7 @@ class Poller:
                 source.id, started_at, time.monotonic() - t0, fetched.status, size, 0, 0, None
             )
             items = feed.items if feed else ()
-            outcome = await self._record(new_state, items, entry, now)
+            outcome = await self.writer.record(new_state, items, entry, now)
             new, updated = outcome.new, outcome.updated
             result = PollResult(
                 source.id,
@@ -379,7 +367,7 @@ class Poller:
             },
         )
         try:
-            await self._record(new_state, (), entry, now)
+            await self.writer.record(new_state, (), entry, now)
         except StorageError as store_exc:
             log.error("storage failed", extra={"source": source.id, "error": str(store_exc)})
         return PollResult(
@@ -393,7 +381,7 @@ class Poller:
 
     async def _release(self, source_id: str) -> None:
         try:
-            await self._store_call(self.storage.release, [source_id])
+            await self.writer.call(self.storage.release, [source_id])
         except StorageError:
             pass
 
