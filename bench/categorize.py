@@ -85,27 +85,36 @@ def load(corpus: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def split(rows: Sequence[dict[str, str]], seed: int, per_class: int) -> Split:
+def split_rows(
+    rows: Sequence[dict[str, str]], seed: int, per_class: int
+) -> tuple[list[tuple[dict[str, str], str]], list[dict[str, str]]]:
+    """The channel rows with their channel's section, and the mixed feed's rows in feed order."""
     by_label: dict[str, list[dict[str, str]]] = {}
     for row in sorted(rows, key=lambda r: r["id"]):
         by_label.setdefault(row["label"], []).append(row)
     rng = random.Random(seed)
-    out = Split([], [], [])
+    train: list[tuple[dict[str, str], str]] = []
+    test: list[dict[str, str]] = []
     for label in sorted(by_label):
         items = by_label[label]
         rng.shuffle(items)
-        for row in items[:TEST_PER_CLASS]:
-            out.test.append(ItemText(row["title"], text=row["text"]))
-            out.truth.append(label)
-        for row in items[TEST_PER_CLASS : TEST_PER_CLASS + per_class]:
-            out.train.append(
-                (ItemText(row["title"], text=row["text"], source_section=label), label)
-            )
-    order = list(range(len(out.test)))
+        test += items[:TEST_PER_CLASS]
+        train += [(row, label) for row in items[TEST_PER_CLASS : TEST_PER_CLASS + per_class]]
+    order = list(range(len(test)))
     rng.shuffle(order)  # a mixed feed is mixed
-    out.test = [out.test[i] for i in order]
-    out.truth = [out.truth[i] for i in order]
-    return out
+    return train, [test[i] for i in order]
+
+
+def split(rows: Sequence[dict[str, str]], seed: int, per_class: int) -> Split:
+    train, test = split_rows(rows, seed, per_class)
+    return Split(
+        train=[
+            (ItemText(row["title"], text=row["text"], source_section=label), label)
+            for row, label in train
+        ],
+        test=[ItemText(row["title"], text=row["text"]) for row in test],
+        truth=[row["label"] for row in test],
+    )
 
 
 def macro_f1(truth: Sequence[str], pred: Sequence[str], labels: Sequence[str]) -> float:
@@ -306,6 +315,8 @@ def run(args: argparse.Namespace) -> Result:
                     res.extra.setdefault(f"share encoded: {v.name} @{size}", []).append(rates[2])
             for moved in args.misfiled or ():
                 pipeline_training(res, rows, seed, size, moved, labels, encoder)
+            if args.pipeline:
+                through_pipeline(res, rows, seed, size, labels, args.semantic)
             print(f"seed {seed} size {size} done", file=sys.stderr, flush=True)
     return res
 
@@ -368,6 +379,40 @@ def pipeline_training(
         res.extra.setdefault(f"left out as misfiled, moved (of {sum(moved)}) {tag}", []).append(
             caught
         )
+
+
+def through_pipeline(
+    res: Result,
+    rows: Sequence[dict[str, str]],
+    seed: int,
+    size: int,
+    labels: list[str],
+    semantic: bool,
+) -> None:
+    """The same split served as feeds and filed by the real pipeline (categorize_pipeline)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support_feedserver
+    import categorize_pipeline
+
+    encoder = "use" if semantic else "none"
+    train, test = split_rows(rows, seed, size)
+    out = categorize_pipeline.run(train, test, labels, encoder, seed)
+    name = f"real pipeline: poll, train, file (encoder: {encoder})"
+    record(res, name, size, out.truth, out.pred, labels)
+    key = (name, size)
+    m = res.confusion.setdefault(key, np.zeros((len(labels),) * 2, dtype=int))
+    index = {c: i for i, c in enumerate(labels)}
+    for t, p in zip(out.truth, out.pred, strict=True):
+        m[index[t], index[p]] += 1
+    res.rate.setdefault(key, []).append(out.filed / out.filing_seconds)
+    for what, value in (
+        ("poll seconds", out.poll_seconds),
+        ("train seconds", out.train_seconds),
+        ("model load seconds", out.load_seconds),
+        ("filing seconds", out.filing_seconds),
+        ("channel items left out as misfiled", out.left_out),
+        ("share of channel items filed in their channel", out.channel_kept),
+    ):
+        res.extra.setdefault(f"{what}: {name} @{size}", []).append(value)
 
 
 def record(
@@ -447,6 +492,12 @@ def main() -> None:
         help="also train as the pipeline does (channel items that judging models place clearly "
         "elsewhere left out), on the clean channels and with N items of each channel moved to "
         "another channel (default: 0 5)",
+    )
+    ap.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="also serve the split as feeds on 127.0.0.1 and let the real pipeline poll, train "
+        "and file it (with the encoder when --semantic)",
     )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()

@@ -476,3 +476,38 @@ def test_config_errors_name_the_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
     assert f"{config}:2" in caught.value.problems[0] and "use a leaf" in caught.value.problems[0]
+
+
+def test_a_stored_decision_reads_back_as_it_was() -> None:
+    """What the filer stores per item (JSON) gives back the same decision, nested rule hits
+    and scores included, and keeps the shape earlier versions wrote."""
+    from feedhub.core.categorize import Decision, RuleHit
+
+    decision = Decision(
+        "经济",
+        "content-over-prior",
+        0.8123,
+        (
+            RuleHit("经济", "keyword 招商引资", 1.0),
+            RuleHit("情感/故事", "url /qinggan/", 2.0, True),
+        ),
+        (("经济", 0.8123), ("故事", 0.1)),
+        (("经济", 0.7),),
+        "故事",
+        "m1",
+    )
+    blob = sections.decision_json(decision)
+    assert sections._decision_from_json(blob) == decision
+    assert json.loads(blob) == {
+        "section": "经济",
+        "reason": "content-over-prior",
+        "confidence": 0.8123,
+        "rule_hits": [
+            ["经济", "keyword 招商引资", 1.0, False],
+            ["情感/故事", "url /qinggan/", 2.0, True],
+        ],
+        "scores": [["经济", 0.8123], ["故事", 0.1]],
+        "classifier": [["经济", 0.7]],
+        "prior": "故事",
+        "model_version": "m1",
+    }

@@ -20,7 +20,7 @@ import json
 import logging
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, fields, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -135,10 +135,15 @@ def item_text(stored: StoredItem, source_section: str | None) -> ItemText:
     )
 
 
+_DECISION_FIELDS = tuple(f.name for f in fields(Decision))
+
+
 def decision_json(decision: Decision) -> str:
-    data: dict[str, Any] = asdict(decision)
-    data["rule_hits"] = [list(hit) for hit in decision.rule_hits]
-    return json.dumps(data, ensure_ascii=False)
+    # Field by field: dataclasses.asdict deep-copies every nested tuple, which cost more than
+    # the decision itself. Tuples (rule hits, scores) are written as JSON arrays either way.
+    return json.dumps(
+        {name: getattr(decision, name) for name in _DECISION_FIELDS}, ensure_ascii=False
+    )
 
 
 def make_encoder(settings: Settings) -> TextEncoder | None:
@@ -213,6 +218,9 @@ class Filer:
             if self._encoder is None:
                 raise TrainingError(f"model {model.version} needs its text encoder")
             model = model.with_encoder(self._encoder)
+            load = getattr(self._encoder, "load", None)
+            if load is not None:
+                load()  # weights and tokenizer now, not amid the first batch to file
         known = set(self._tree.leaves)
         if not set(model.sections) <= known:
             # Trained for sections that are gone: only its still-known sections would matter,

@@ -80,6 +80,11 @@ class UniversalSentenceEncoder:
             return np.asarray(self._use.encode(list(texts)), dtype=np.float32)
         return fast.encode(texts)
 
+    def load(self) -> None:
+        """Loads the weights and the tokenizer now (otherwise the first ``encode`` does)."""
+        if self._forward() is None:
+            self._use.encode(["."])  # the package's own pass, which loads them on first use
+
     def _forward(self) -> _Forward | None:
         if not self._tried:
             self._tried = True
