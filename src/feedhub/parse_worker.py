@@ -12,10 +12,12 @@ from dataclasses import replace
 from datetime import datetime
 
 from feedhub.core.dedupe import DedupeSettings
+from feedhub.core.dedupe import fingerprint as make_fingerprint
 from feedhub.core.parse import parse_feed
 from feedhub.core.searchterms import item_terms
-from feedhub.models import ParsedFeed
-from feedhub.stories import item_fingerprint
+from feedhub.core.textnorm import html_to_text
+from feedhub.models import Item, ParsedFeed
+from feedhub.stories import item_doc
 
 PRELOAD = [__name__]
 
@@ -45,14 +47,26 @@ def parse_job(
     )
     if (dedupe is None and not terms) or not feed.items:
         return feed
-    items = tuple(
-        replace(
-            item,
-            fingerprint=None
-            if dedupe is None
-            else item_fingerprint(item, item.published or now, dedupe),
-            search_terms=item_terms(item.title, item.summary, item.content) if terms else None,
-        )
-        for item in feed.items
-    )
-    return replace(feed, items=items)
+    items = []
+    for item in feed.items:
+        fingerprint, search_terms = item_extras(item, now, dedupe, terms=terms)
+        items.append(replace(item, fingerprint=fingerprint, search_terms=search_terms))
+    return replace(feed, items=tuple(items))
+
+
+def item_extras(
+    item: Item, now: datetime, dedupe: DedupeSettings | None, *, terms: bool
+) -> tuple[bytes | None, str | None]:
+    """The fingerprint (with ``dedupe``) and the search terms (with ``terms``) of one item,
+    exactly as ``item_fingerprint`` and ``item_terms`` make them, but with the body's HTML
+    turned into text once for both."""
+    if dedupe is None:
+        return None, item_terms(item.title, item.summary, item.content) if terms else None
+    # What ``item_fingerprint`` does, keeping the body's text for the terms.
+    doc = item_doc(item, item.published or now)
+    plain = html_to_text(doc.text)
+    fingerprint = make_fingerprint(doc, dedupe, plain=plain).to_bytes()
+    if not terms:
+        return fingerprint, None
+    known = (doc.text, plain)
+    return fingerprint, item_terms(item.title, item.summary, item.content, known=known)

@@ -18,9 +18,11 @@ from feedhub.core.sketch import (
     oph_signature,
     shingle_hashes,
     sorted_unique,
+    split_token_hashes,
     token_hashes,
 )
 from feedhub.core.textnorm import (
+    clean_plain_text,
     clean_text,
     clean_title,
     fact_hash,
@@ -184,17 +186,22 @@ def _parse_scheme(scheme: str) -> tuple[int, int, int]:
     return int(version[1:]), int(shingle[1:]), int(perm[1:])
 
 
-def fingerprint(doc: Doc, settings: DedupeSettings) -> Fingerprint:
+def fingerprint(doc: Doc, settings: DedupeSettings, *, plain: str | None = None) -> Fingerprint:
     """The fingerprint of ``doc``: normalized title, link key, shingle sketch, MinHash
     signature, facts and the lead. Pure and deterministic: the same doc gives the same bytes
-    anywhere."""
+    anywhere.
+
+    ``plain`` is ``html_to_text(doc.text)`` when the caller has already made it (for the
+    search terms too), so that it is not made twice."""
     title = clean_title(doc.title)
-    text = title + "\n" + clean_text(doc.text)
-    tokens = token_hashes(text)
+    body = clean_text(doc.text) if plain is None else clean_plain_text(plain)
+    text = title + "\n" + body
+    # The title's tokens come first (the newline ends the last of them); the lead is the text's.
+    tokens, skip = split_token_hashes(text, len(title))
     hashes = shingle_hashes(tokens, settings.shingle)
     signature = oph_signature(hashes, settings.num_perm).astype("<u2")
-    facts = sorted_unique(np.fromiter((fact_hash(f) for f in fact_tokens(text)), dtype=np.uint32))
-    skip = token_hashes(title).size  # the title's tokens come first; the lead is the text's
+    found = fact_tokens(text)
+    facts = sorted_unique(np.fromiter(map(fact_hash, found), dtype=np.uint32, count=len(found)))
     lead = (tokens[skip : skip + settings.lead_tokens] >> np.uint64(48)).astype("<u2")
     return Fingerprint(
         scheme=settings.scheme,

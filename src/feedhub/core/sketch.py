@@ -34,6 +34,7 @@ __all__ = [
     "oph_signature",
     "shingle_hashes",
     "sorted_unique",
+    "split_token_hashes",
     "token_hashes",
 ]
 
@@ -68,47 +69,89 @@ _EMPTY32: U32 = np.zeros(0, dtype=np.uint32)
 def _mix(x: U64) -> U64:
     """MurmurHash3's 64-bit finalizer: every input bit affects every output bit."""
     x = x ^ (x >> _S33)
-    x = x * _M1
-    x = x ^ (x >> _S33)
-    x = x * _M2
-    return x ^ (x >> _S33)
+    x *= _M1
+    x ^= x >> _S33
+    x *= _M2
+    x ^= x >> _S33
+    return x
+
+
+_WORD = 1  # a letter or digit: part of a word
+_START = 2  # a word character that starts a token by itself: a CJK one
+_BREAK = 4  # ends the token before the next character: not a word character, or a CJK one
+# The top bit of a token's hash, indexed by its first character's flags.
+_TOP_BIT = np.array([CJK_FLAG if flags & _START else 0 for flags in range(8)], dtype=np.uint64)
 
 
 @lru_cache(maxsize=1)
-def _word_table() -> npt.NDArray[np.bool_]:
-    """For each BMP code point: is it part of a word (a letter or digit)? Built once."""
+def _flag_table() -> npt.NDArray[np.uint8]:
+    """The flags above for every code point, built once: one lookup per character then
+    replaces a comparison per script range and flag. Characters beyond the BMP are never word
+    characters nor CJK (as if they were U+FFFF)."""
     every = np.arange(0x10000, dtype=np.uint32).view("<U1")
-    return np.asarray(np.strings.isalnum(every), dtype=bool)
+    word = np.asarray(np.strings.isalnum(every), dtype=bool)
+    cjk = np.zeros(0x10000, dtype=bool)
+    for low, high in _CJK_RANGES:
+        cjk[low : high + 1] = True
+    table = np.zeros(0x110000, dtype=np.uint8)
+    table[:0x10000] = word * _WORD | (cjk & word) * _START | (~word | cjk) * _BREAK
+    table[0x10000:] = table[0xFFFF]
+    return table
+
+
+_index_cache: list[npt.NDArray[np.intp]] = [np.arange(4096, dtype=np.intp)]
+
+
+def _index(n: int) -> npt.NDArray[np.intp]:
+    """``np.arange(n)`` as a view of one shared array, grown when a longer text comes."""
+    index = _index_cache[0]
+    if index.size < n:
+        index = _index_cache[0] = np.arange(max(n, 2 * index.size), dtype=np.intp)
+    return index[:n]
 
 
 def token_hashes(text: str) -> U64:
     """One 64-bit hash per token (a CJK character or a word), computed over all tokens at
     once."""
+    return split_token_hashes(text, 0)[0]
+
+
+def split_token_hashes(text: str, cut: int) -> tuple[U64, int]:
+    """``token_hashes(text)`` and how many of them start before character ``cut``: for a text
+    made of a head, a separator and a tail, the head's tokens are exactly those (a token never
+    spans a non-word character), so the head needs no pass of its own."""
     if not text:
-        return np.zeros(0, dtype=np.uint64)
+        return np.zeros(0, dtype=np.uint64), 0
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    word = _word_table()[np.minimum(codes, 0xFFFF)]
-    cjk = np.zeros(codes.size, dtype=bool)
-    for low, high in _CJK_RANGES:
-        cjk |= (codes >= low) & (codes <= high)
-    # A token starts at a word character after a separator, at every CJK character and right
-    # after one.
-    boundary = cjk.copy()
-    boundary[0] = True
-    boundary[1:] |= ~word[:-1] | cjk[:-1]
-    starts_mask = boundary & word
-    starts = np.flatnonzero(starts_mask)
+    flags = _flag_table()[codes]
+    # A token starts at a word character that is CJK, follows a separator or a CJK character,
+    # or opens the text.
+    starts_mask = np.empty(codes.size, dtype=np.uint8)
+    starts_mask[0] = flags[0] & _WORD
+    if codes.size > 1:
+        head = flags[:-1] >> 2  # bit 0: the character before has _BREAK (4 >> 2 == _WORD)
+        head &= flags[1:]  # ... and this one is a word character
+        head |= flags[1:] >> 1  # bit 0: or this one has _START (2 >> 1 == _WORD)
+        head &= _WORD
+        starts_mask[1:] = head
+    is_start = starts_mask.view(np.bool_)
+    starts = np.flatnonzero(is_start)
     if starts.size == 0:
-        return np.zeros(0, dtype=np.uint64)
-    index = np.arange(codes.size)
-    token_start = np.maximum.accumulate(np.where(starts_mask, index, 0))
-    position = np.minimum(index - token_start, _MAX_TOKEN_POSITIONS - 1)
-    contrib = codes.astype(np.uint64) * _POSITION_WEIGHTS[position]
-    contrib[~word] = 0
+        return np.zeros(0, dtype=np.uint64), 0
+    index = _index(codes.size)
+    token_start = np.where(is_start, index, 0)
+    np.maximum.accumulate(token_start, out=token_start)
+    position = index - token_start
+    np.minimum(position, _MAX_TOKEN_POSITIONS - 1, out=position)
+    contrib = codes * _POSITION_WEIGHTS[position]  # uint64, as the weights are
+    contrib *= flags & _WORD  # separators add nothing to the token before them
     # The top bit tells single CJK characters from words, so that comparisons can weigh a
     # replaced character (often a Traditional/Simplified variant) less than a replaced word.
-    hashes = _mix(np.add.reduceat(contrib, starts)) & _LOW63
-    return hashes | (cjk[starts].astype(np.uint64) << np.uint64(63))
+    hashes = _mix(np.add.reduceat(contrib, starts))
+    hashes &= _LOW63
+    hashes |= _TOP_BIT[flags[starts]]
+    head_count = int(np.searchsorted(starts, cut)) if cut > 0 else 0
+    return hashes, head_count
 
 
 def sorted_unique(values: U32) -> U32:
@@ -131,9 +174,10 @@ def shingle_hashes(tokens: U64, k: int) -> U32:
     if n == 0:
         return _EMPTY32
     width = min(k, n)
-    acc = np.zeros(n - width + 1, dtype=np.uint64)
-    for slot in range(width):
-        acc += tokens[slot : n - width + 1 + slot] * _SLOT_WEIGHTS[slot]
+    m = n - width + 1
+    acc = tokens[:m] * _SLOT_WEIGHTS[0]  # sums wrap modulo 2**64, like adding to zeros
+    for slot in range(1, width):
+        acc += tokens[slot : m + slot] * _SLOT_WEIGHTS[slot]
     hashes = (_mix(acc) >> _S32).astype(np.uint32)
     return sorted_unique(hashes)
 
@@ -145,18 +189,29 @@ def oph_signature(hashes: U32, bins: int) -> U32:
     All zeros for an empty set."""
     if hashes.size == 0:
         return np.zeros(bins, dtype=np.uint32)
-    shift = 32 - (bins.bit_length() - 1)
-    bounds = (np.arange(bins, dtype=np.uint64) << np.uint64(shift)).astype(np.uint32)
+    shift, low_bits, bounds, position = _oph_constants(bins)
     first = np.searchsorted(hashes, bounds)
-    clipped = np.minimum(first, hashes.size - 1)
-    present = (first < hashes.size) & ((hashes[clipped] >> np.uint32(shift)) == np.arange(bins))
-    values = hashes[clipped] & np.uint32((1 << shift) - 1)
+    picked = hashes[np.minimum(first, hashes.size - 1)]
+    present = (picked >> shift) == position
+    present &= first < hashes.size
+    values = picked & low_bits
+    if present.all():
+        return values  # no empty range: nothing borrowed, every distance is zero
     filled = np.flatnonzero(present)
-    position = np.arange(bins)
     nearest = np.searchsorted(filled, position) % filled.size
     source = filled[nearest]
     distance = ((source - position) % bins).astype(np.uint32)
     return np.asarray(values[source] + distance * _GOLDEN, dtype=np.uint32)
+
+
+@lru_cache(maxsize=8)
+def _oph_constants(bins: int) -> tuple[np.uint32, np.uint32, U32, npt.NDArray[np.intp]]:
+    """The bit shift of a bin, the mask of a value in it, each bin's lowest hash and index."""
+    shift = 32 - (bins.bit_length() - 1)
+    bounds = (np.arange(bins, dtype=np.uint64) << np.uint64(shift)).astype(np.uint32)
+    position = np.arange(bins, dtype=np.intp)
+    bounds.flags.writeable = position.flags.writeable = False
+    return np.uint32(shift), np.uint32((1 << shift) - 1), bounds, position
 
 
 def band_keys(signatures: U32, rows: int) -> U64:

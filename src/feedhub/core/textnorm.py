@@ -25,6 +25,7 @@ import opencc
 from feedhub.core.normalize import canonical_url
 
 __all__ = [
+    "clean_plain_text",
     "clean_text",
     "clean_title",
     "fact_hash",
@@ -32,6 +33,7 @@ __all__ = [
     "fold",
     "html_to_text",
     "match_title",
+    "nfkc",
     "title_key",
     "to_simplified",
     "url_key",
@@ -68,14 +70,24 @@ def to_simplified(text: str) -> str:
     return str(_converter().convert(text))
 
 
-def fold(text: str) -> str:
-    """NFKC (full-width letters, digits and punctuation become half-width), case folded,
-    Simplified, invisible characters dropped."""
+def nfkc(text: str) -> str:
+    """``unicodedata.normalize("NFKC", text)``, in a few microseconds for Chinese text instead
+    of about 0.1 ms per KB: common full-width forms are replaced by what NFKC makes of them,
+    then only runs of characters outside the ones NFKC leaves alone are normalized. Equal
+    because a character is replaced by its compatibility decomposition, and the characters
+    left alone are starters that no composition takes as its second character."""
     for full, half in _FULL_WIDTH:
         if full in text:
             text = text.replace(full, half)
     if not unicodedata.is_normalized("NFKC", text):
         text = _NFKC_RUN.sub(_nfkc, text)
+    return text
+
+
+def fold(text: str) -> str:
+    """NFKC (full-width letters, digits and punctuation become half-width), case folded,
+    Simplified, invisible characters dropped."""
+    text = nfkc(text)
     if _INVISIBLE.search(text):
         text = _INVISIBLE.sub("", text)
     return to_simplified(text.casefold())
@@ -116,7 +128,10 @@ _CREDIT_WORDS = (
     r"摄影|摄像|图片|图|视频|来源|本文来源|文章来源|稿件来源|信息来源|图片来源|发布时间|发布日期|"
     r"发稿时间|时间|原标题|原文标题|转载|转自|翻译|编译|实习生|实习编辑|值班编辑|新媒体编辑|阅读|浏览"
 )
-_DATE = r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}"
+# ``\d\d{3}`` here and ``\d\d*`` in ``_NUMBER`` match what ``\d{4}`` and ``\d+`` would; a
+# pattern that opens with a plain character class lets ``re`` skip to candidate positions,
+# about twice as fast.
+_DATE = r"\d\d{3}[-/.]\d{1,2}[-/.]\d{1,2}"
 _CLOCK = r"\d{1,2}:\d{2}(?::\d{2})?"
 _DATETIME = rf"{_DATE}(?:\s*{_CLOCK})?"
 # A credit line: the keyword, a colon, then at most a short line. Used on real lines only.
@@ -138,6 +153,7 @@ _NAME = rf"[{_CJK}]{{2,3}}(?=[\s,.;:)\]]|$)"  # a Chinese name, then a space or 
 _REPORTER = re.compile(
     rf"(?:[{_CJK}]{{2,8}}讯\s*)?记者\s+{_NAME}(?:\s*(?:通讯员|实习生|记者)\s*{_NAME})*"
 )
+_REPORTER_NEEDS = re.compile(r"记者\s")  # in every match of _REPORTER; found far faster
 _STAMP = re.compile(rf"{_DATE}\s*{_CLOCK}")  # a date with a clock time is metadata, not a fact
 _WIDGET = re.compile(
     r"(?:分享到|分享至|分享)\s*:?\s*(?:(?:微信好友|微信朋友圈|朋友圈|微信|新浪微博|腾讯微博|微博|"
@@ -166,27 +182,37 @@ _EN_CREDIT_LINE = re.compile(
     r"click here|copyright|©|all rights reserved)"
     r".{0,300}$"
 )
+_CREDIT_LINES = re.compile(f"(?:{_CREDIT_LINE.pattern})|(?:{_EN_CREDIT_LINE.pattern})")
+_WIDGET_TRIGGER = re.compile("|".join(map(re.escape, _WIDGET_TRIGGERS)))
 # A short tag in brackets opening a body: "【临沂】", "[视频]", "(独家)".
 _LEAD_TAG = re.compile(r"^\s*(?:[\[【〔(](?:[^\[\]【】〔〕()]{1,8})[\]】〕)]\s*)+")
 
 
 def clean_text(text: str) -> str:
     """Folded body text without the boilerplate that reposting adds; lines kept."""
-    text = fold(html_to_text(text))
+    return clean_plain_text(html_to_text(text))
+
+
+def clean_plain_text(text: str) -> str:
+    """``clean_text`` of what ``html_to_text`` already made of it."""
+    text = fold(text)
     lines = []
     for line in text.splitlines():
         stripped = line.strip()
-        if not stripped or _CREDIT_LINE.match(stripped) or _EN_CREDIT_LINE.match(stripped):
-            continue
-        lines.append(stripped)
+        if stripped and not _CREDIT_LINES.match(stripped):
+            lines.append(stripped)
     text = "\n".join(lines)
-    if any(trigger in text for trigger in _WIDGET_TRIGGERS):
+    # Some patterns run only on text that has what every match of them needs: a scan by
+    # ``in`` (or one for a few literals) costs far less than one by the pattern.
+    if _WIDGET_TRIGGER.search(text):
         text = _WIDGET.sub(" ", text)
     text = _CREDIT_BRACKETS.sub(" ", text)
-    text = _CREDIT_INLINE.sub(" ", text)
-    if "记者" in text:
+    if ":" in text:
+        text = _CREDIT_INLINE.sub(" ", text)
+    if _REPORTER_NEEDS.search(text):
         text = _REPORTER.sub(" ", text)
-    text = _STAMP.sub(" ", text)
+    if ":" in text:
+        text = _STAMP.sub(" ", text)
     return _LEAD_TAG.sub("", text).strip()
 
 
@@ -250,9 +276,13 @@ def title_key(cleaned: str) -> str:
 
 # --- facts -----------------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
+_NUMBER = re.compile(r"\d\d*(?:,\d{3})*(?:\.\d+)?")
+# _ENDS_WITH_NUMBER and _PLACE say what _ends_with_number and _places find, faster.
 _ENDS_WITH_NUMBER = re.compile(r"\d[\s.…。]*$")
 _PLACE = re.compile(f"[{_CJK}]{{2}}(?:省|市|县|区|州|镇|乡|盟|旗)")
+_PLACE_SUFFIX = re.compile("[省市县区州镇乡盟旗]")
+_CJK_PAIR = re.compile(f"[{_CJK}]{{2}}")
+_NUMBER_TAIL = frozenset(".…。")
 _PLACE_STOP = frozenset(
     {"城市", "超市", "股市", "上市", "楼市", "都市", "车市", "债市", "街区", "社区", "园区", "景区",
      "小区", "城区", "市区", "地区", "辖区", "片区", "专区", "新区", "灾区", "郊区", "山区", "全省",
@@ -270,17 +300,39 @@ def fact_tokens(text: str) -> set[str]:
     comparison between copies needs)."""
     facts: set[str] = set()
     numbers = _NUMBER.findall(text)
-    if numbers and _ENDS_WITH_NUMBER.search(text):
+    if numbers and _ends_with_number(text):
         numbers.pop()  # a truncated text may end inside a number: "192.1……" of "192.168.1.1"
     for raw in numbers:
         number = raw.replace(",", "")
         if "." in number:
             number = number.rstrip("0").rstrip(".")
         facts.add("#" + (number.lstrip("0") or "0"))
-    for place in _PLACE.findall(text):
+    for place in _places(text):
         if place[1:] not in _PLACE_STOP and place[:2] not in _PLACE_STOP:
             facts.add("@" + place)
     return facts
+
+
+def _ends_with_number(text: str) -> bool:
+    """``_ENDS_WITH_NUMBER.search(text)``, looking at the end only (a search tries every
+    position). ``\\s`` and ``\\d`` of ``re`` are ``str.isspace`` and ``str.isdecimal``."""
+    end = len(text)
+    while end and (text[end - 1] in _NUMBER_TAIL or text[end - 1].isspace()):
+        end -= 1
+    return end > 0 and text[end - 1].isdecimal()
+
+
+def _places(text: str) -> list[str]:
+    """``_PLACE.findall(text)``, found from the suffix characters, which are rare, instead of
+    from every pair of CJK characters: the same leftmost, non-overlapping matches."""
+    found: list[str] = []
+    pos = 0
+    for match in _PLACE_SUFFIX.finditer(text, 2):
+        start = match.start() - 2
+        if start >= pos and _CJK_PAIR.match(text, start, start + 2):
+            found.append(text[start : start + 3])
+            pos = start + 3
+    return found
 
 
 def fact_hash(token: str) -> int:
