@@ -314,7 +314,9 @@ def run(args: argparse.Namespace) -> Result:
                     res.batched.setdefault(key, []).append(rates[1])
                     res.extra.setdefault(f"share encoded: {v.name} @{size}", []).append(rates[2])
             for moved in args.misfiled or ():
-                pipeline_training(res, rows, seed, size, moved, labels, encoder)
+                pipeline_training(
+                    res, rows, seed, size, moved, labels, encoder, args.exclude_margin
+                )
             if args.pipeline:
                 through_pipeline(res, rows, seed, size, labels, args.semantic)
             print(f"seed {seed} size {size} done", file=sys.stderr, flush=True)
@@ -345,6 +347,7 @@ def pipeline_training(
     per_channel: int,
     labels: list[str],
     encoder: TextEncoder | None,
+    exclude_margin: float | None = None,
 ) -> None:
     """The cascade (or, without --semantic, the sparse model) with rules, trained as
     ``feedhub.sections.train`` trains it: channel items that models which never saw them place
@@ -358,9 +361,8 @@ def pipeline_training(
     settings = CategorizeSettings(fallback=None)
     params = ModelParams()
     kind = "USE cascade" if encoder is not None else "model"
-    left_out = misfiled(
-        sp.train, [False] * len(sp.train), labels, params, Shipped().exclude_margin, encoder
-    )
+    margin = Shipped().exclude_margin if exclude_margin is None else exclude_margin
+    left_out = misfiled(sp.train, [False] * len(sp.train), labels, params, margin, encoder)
     where = f"{per_channel} per channel moved" if per_channel else "clean channels"
     for name, drop in (("all kept", set()), ("misfiled left out", left_out)):
         if not per_channel and not drop:
@@ -492,6 +494,11 @@ def main() -> None:
         help="also train as the pipeline does (channel items that judging models place clearly "
         "elsewhere left out), on the clean channels and with N items of each channel moved to "
         "another channel (default: 0 5)",
+    )
+    ap.add_argument(
+        "--exclude-margin",
+        type=float,
+        help="--misfiled: categorize.exclude_margin instead of the shipped default",
     )
     ap.add_argument(
         "--pipeline",
