@@ -267,6 +267,7 @@ class Categorizer:
             raise ConfigError(problems)
         self._rules = tuple(_Compiled.of(r) for r in rules)
         self._keywords = _KeywordIndex(self._rules)
+        self._url_rules = any(c.urls for c in self._rules)  # else no URL is looked at
         # rules that can fire without a keyword: the others are skipped when none is found
         self._patterned = {
             i for i, c in enumerate(self._rules) if c.include or c.exclude or c.urls or c.categories
@@ -298,7 +299,7 @@ class Categorizer:
         text = f"{item.title}\n{item.text}" if item.text else item.title
         norm = _norm(text)
         url = ""
-        if item.url:
+        if item.url and self._url_rules:
             parts = urlsplit(item.url)
             url = _norm(parts.netloc + parts.path)
         hits: list[RuleHit] = []
@@ -381,15 +382,17 @@ class Categorizer:
             return {k: v / total for k, v in positive.items()} if total > 0 else {}
         known = [probs[leaf] for leaf in allowed if leaf in probs]
         floor = max(min(known), _FLOOR) if known else 1.0
+        # softmax(log p + w * votes), as odds: p * exp(w * votes), the votes' exponent shifted
+        # by the largest so that heavy rules cannot overflow; most items have no votes at all.
         w = self._settings.rule_weight
-        logits = {
-            leaf: math.log(max(probs.get(leaf, floor), _FLOOR)) + w * votes[leaf]
+        peak = w * max(votes[leaf] for leaf in allowed)
+        odds = {
+            leaf: max(probs.get(leaf, floor), _FLOOR)
+            * (math.exp(w * votes[leaf] - peak) if votes[leaf] or peak else 1.0)
             for leaf in allowed
         }
-        peak = max(logits.values())
-        exp = {leaf: math.exp(z - peak) for leaf, z in logits.items()}
-        total = sum(exp.values())
-        return {leaf: e / total for leaf, e in exp.items()}
+        total = sum(odds.values())
+        return {leaf: o / total for leaf, o in odds.items()}
 
     def _best_of(self, leaves: Sequence[str], evidence: Mapping[str, float]) -> str:
         """The leaf with the most evidence; the first in tree order when nothing spoke."""

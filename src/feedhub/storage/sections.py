@@ -53,6 +53,20 @@ _STORY_SECTION = (
 )
 
 
+# What filing reads of an item: the stored item and the pin, not the fingerprint, the search
+# terms or the previous decision (together larger than a title and a lede).
+_TO_FILE = (
+    *(
+        items.c[name]
+        for name in (
+            "pk source_id entry_id link title author summary content published published_given "
+            "updated categories content_hash first_seen last_changed section_id story_id "
+            "section_pin"
+        ).split()
+    ),
+)
+
+
 def to_file(
     conn: Connection,
     filing_key: str,
@@ -77,7 +91,7 @@ def to_file(
             ),
         )
         cond = or_(cond, stale)
-    stmt = select(items).where(cond).order_by(items.c.pk.desc()).limit(limit)
+    stmt = select(*_TO_FILE).where(cond).order_by(items.c.pk.desc()).limit(limit)
     return [FilingTask(r.pk, stored_item(r), r.section_pin) for r in conn.execute(stmt)]
 
 
