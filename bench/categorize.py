@@ -318,7 +318,7 @@ def run(args: argparse.Namespace) -> Result:
                     res, rows, seed, size, moved, labels, encoder, args.exclude_margin
                 )
             if args.pipeline:
-                through_pipeline(res, rows, seed, size, labels, args.semantic)
+                through_pipeline(res, rows, seed, size, labels, args.semantic, args.passes)
             print(f"seed {seed} size {size} done", file=sys.stderr, flush=True)
     return res
 
@@ -390,14 +390,16 @@ def through_pipeline(
     size: int,
     labels: list[str],
     semantic: bool,
+    passes: int,
 ) -> None:
-    """The same split served as feeds and filed by the real pipeline (categorize_pipeline)."""
+    """The same split served as feeds and filed by the real pipeline (categorize_pipeline);
+    its first filing after training is timed ``passes`` times."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support_feedserver
     import categorize_pipeline
 
     encoder = "use" if semantic else "none"
     train, test = split_rows(rows, seed, size)
-    out = categorize_pipeline.run(train, test, labels, encoder, seed)
+    out = categorize_pipeline.run(train, test, labels, encoder, seed, passes)
     name = f"real pipeline: poll, train, file (encoder: {encoder})"
     record(res, name, size, out.truth, out.pred, labels)
     key = (name, size)
@@ -478,7 +480,8 @@ def main() -> None:
         "--passes",
         type=int,
         default=1,
-        help="timed passes per encoder variant, each with a new encoder (the fastest counts)",
+        help="timed passes per encoder variant, each with a new encoder, and of the pipeline's "
+        "filing, each from the trained database with a new filer (the fastest counts)",
     )
     ap.add_argument(
         "--variants",

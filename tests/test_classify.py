@@ -228,14 +228,14 @@ def test_rows_are_the_tf_idf_of_two_vectorizers_in_a_union() -> None:
     character 1-2-grams, each L2-normalized, gives (the features the docstring promises)."""
     from sklearn.feature_extraction.text import TfidfVectorizer  # type: ignore[import-untyped]
 
-    from feedhub.core.classify import _terms, build_vocab, vectorize
+    from feedhub.core.features import build_vocab, text_terms, vectorize
 
     texts = [t for titles in TRAIN.values() for t in titles] + ["足球足球足球 比赛", "ＮＢＡ"]
     vocab, _ = build_vocab(texts, 10_000)
     probe = [*texts, "从未见过的词", "", "足球比赛 招商 招商 引资"]
     rows = vectorize(probe, vocab)
     for group, index in ((0, vocab.words), (1, vocab.chars)):
-        sk = TfidfVectorizer(analyzer=lambda t, g=group: _terms(t)[g], sublinear_tf=True)
+        sk = TfidfVectorizer(analyzer=lambda t, g=group: text_terms(t)[g], sublinear_tf=True)
         sk.fit(texts)
         expected = sk.transform(probe)
         names = sk.get_feature_names_out()
@@ -254,7 +254,7 @@ def test_rows_are_the_tf_idf_of_two_vectorizers_in_a_union() -> None:
 
 def test_a_batch_scores_every_item_exactly_as_alone() -> None:
     """Large batches are vectorized in NumPy, single items in plain Python: same bits."""
-    from feedhub.core.classify import vectorize
+    from feedhub.core.features import vectorize
 
     m = train(None)
     items = [*ITEMS, *(ItemText(t + " " + t) for titles in TRAIN.values() for t in titles)]

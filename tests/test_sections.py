@@ -511,3 +511,27 @@ def test_a_stored_decision_reads_back_as_it_was() -> None:
         "prior": "故事",
         "model_version": "m1",
     }
+
+
+def test_filing_after_training_uses_the_training_encoder(
+    server: FeedServer, storage: Storage
+) -> None:
+    """The worker trains with its filer's encoder: one copy of the weights, and filing finds
+    the channel items' work already done."""
+    serve_channels(server)
+    categorize = {"min_examples": 5, "self_training": 0, "encoder": "use"}
+    settings = channel_settings(server, categorize=categorize)
+    poll(settings, storage)
+    enc = CountingEncoder()
+    filer = Filer(storage, settings, encoder=enc)
+    assert filer.text_encoder() is enc
+    record = train(storage, settings, datetime.now(UTC), encoder=filer.text_encoder())
+    assert record is not None and json.loads(record.info)["encoder"] == "hash-16"
+    trained = len(enc.seen)
+    assert filer.run(datetime.now(UTC)) > 0
+    assert filer.model is not None and filer.model.encoder_name == "hash-16"
+    # the model the filer loaded encodes with that same encoder (a text the words cannot place)
+    filer.model.predict_proba(ItemText("今天"))
+    assert enc.seen[trained:] == ["今天"]
+    plain = channel_settings(server, categorize=categorize | {"encoder": "none"})
+    assert Filer(storage, plain, encoder=enc).text_encoder() is None

@@ -156,7 +156,10 @@ class Worker:
         if not self.settings.sections:
             return
         try:
-            record = await asyncio.to_thread(train, self.storage, self.settings, datetime.now(UTC))
+            encoder = self.filer.text_encoder()  # one encoder for training and filing
+            record = await asyncio.to_thread(
+                train, self.storage, self.settings, datetime.now(UTC), encoder=encoder
+            )
         except TrainingError as exc:
             log.info("section model not trained", extra={"reason": str(exc)})
             return

