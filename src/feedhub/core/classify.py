@@ -7,8 +7,9 @@ segmented with rjieba (the Rust port of jieba: same tokens, much faster); charac
 bigrams catch what the segmenter splits badly (names, new words). Each group of features is
 weighted by sublinear tf-idf and L2-normalized, as two scikit-learn vectorizers in a union would
 be (``feedhub.core.features``), and a one-vs-rest linear SVM is trained with scikit-learn.
-Its scores become probabilities through one softmax temperature fitted on cross-validated scores of the training items, so that
-"confident" means the same thing to the categorizer whatever the training set.
+Its scores become probabilities through one softmax temperature fitted on cross-validated
+scores of the training items, so that "confident" means the same thing to the categorizer
+whatever the training set.
 
 An optional :class:`TextEncoder` (a sentence encoder, see ``feedhub.core.semantic``) adds dense
 features; it helps most with few training items but costs far more time per item. So a model with
