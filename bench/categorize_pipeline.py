@@ -18,12 +18,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 from tests.support_feedserver import FeedServer, Route
+
+from title_feeds import feed_path, rss_document
 
 MIXED_SOURCES = 5
 SPAN_DAYS = 10.0  # published times spread over this many days, inside the refile window
@@ -52,25 +52,6 @@ def _copy(src: Path, dst: Path) -> None:
     b.close()
 
 
-def _path(source: str) -> str:
-    return "/" + source.encode().hex() + ".xml"  # ASCII: the ids hold section names
-
-
-def _rss(source: str, entries: list[tuple[dict[str, str], datetime]]) -> bytes:
-    body = "".join(
-        f'<item><guid isPermaLink="false">{escape(row["id"])}</guid>'
-        f"<title>{escape(row['title'])}</title>"
-        f"<link>https://news.example.cn/{source}/{escape(row['id'])}.html</link>"
-        f"<pubDate>{format_datetime(when)}</pubDate></item>"
-        for row, when in entries
-    )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
-        f"<title>{source}</title><link>https://news.example.cn/{source}/</link>"
-        f"<description>bench</description>{body}</channel></rss>"
-    ).encode()
-
-
 def _settings(
     labels: list[str], sources: dict[str, str | None], server: FeedServer, db: Path, **kw: Any
 ) -> Any:
@@ -93,7 +74,7 @@ def _settings(
                 {
                     "id": sid,
                     "name": sid,
-                    "url": server.url(_path(sid)),
+                    "url": server.url(feed_path(sid)),
                     **({"section": section} if section else {}),
                 }
                 for sid, section in sorted(sources.items())
@@ -131,7 +112,8 @@ def run(
         entries.sort(key=lambda e: e[1], reverse=True)
     with tempfile.TemporaryDirectory(prefix="feedhub-categorize-") as tmp, FeedServer() as server:
         for source, entries in docs.items():
-            server.routes[_path(source)] = Route(_rss(source, entries))
+            rss = rss_document(source, ((row["id"], row["title"], when) for row, when in entries))
+            server.routes[feed_path(source)] = Route(rss)
         settings = _settings(labels, section_of, server, Path(tmp) / "db.sqlite", encoder=encoder)
         storage = open_storage(settings.storage.url)
         try:

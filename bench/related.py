@@ -30,10 +30,8 @@ from collections import Counter  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
-from email.utils import format_datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
-from xml.sax.saxutils import escape  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
@@ -55,6 +53,7 @@ from feedhub.core.related import (  # noqa: E402
     RelatedParams,
     terms,
 )
+from title_feeds import feed_path, rss_document  # noqa: E402
 
 DATA = Path("classification-zh-news-titles") / "thucnews_titles_sample.jsonl"
 NOW = datetime(2026, 3, 31, 12, 0, tzinfo=UTC)
@@ -250,27 +249,6 @@ def feeds(rows: Sequence[Row], seed: int, now: datetime) -> Feeds:
     return Feeds(labels, docs, sections)
 
 
-def path(source: str) -> str:
-    """An ASCII path (the source ids hold section names in Chinese)."""
-    return "/" + source.encode().hex() + ".xml"
-
-
-def rss_document(source: str, entries: Sequence[tuple[Row, datetime]]) -> bytes:
-    """RSS 2.0, titles only (the corpus has no text), each with a guid, a link and a pubDate."""
-    body = "".join(
-        f'<item><guid isPermaLink="false">{escape(row.id)}</guid>'
-        f"<title>{escape(row.title)}</title>"
-        f"<link>https://news.example.cn/{source}/{escape(row.id)}.html</link>"
-        f"<pubDate>{format_datetime(when)}</pubDate></item>"
-        for row, when in entries
-    )
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n<rss version="2.0"><channel>'
-        f"<title>{source}</title><link>https://news.example.cn/{source}/</link>"
-        f"<description>bench</description>{body}</channel></rss>"
-    ).encode()
-
-
 def pipeline_settings(
     fd: Feeds, server: FeedServer, db: Path, encoder: str, rules: bool, margin: float | None
 ) -> Any:
@@ -287,7 +265,7 @@ def pipeline_settings(
         {
             "id": source,
             "name": source,
-            "url": server.url(path(source)),
+            "url": server.url(feed_path(source)),
             **({"section": section} if section else {}),
         }
         for source, section in sorted(fd.sections.items())
@@ -339,7 +317,8 @@ def run_pipeline_seed(
     out: dict[str, Any] = {"seed": seed}
     with tempfile.TemporaryDirectory(prefix="feedhub-related-") as tmp, FeedServer() as server:
         for source, entries in fd.docs.items():
-            server.routes[path(source)] = Route(rss_document(source, entries))
+            rss = rss_document(source, ((row.id, row.title, when) for row, when in entries))
+            server.routes[feed_path(source)] = Route(rss)
         settings = pipeline_settings(fd, server, Path(tmp) / "feedhub.db", encoder, rules, margin)
         storage = open_storage(settings.storage.url)
         try:
