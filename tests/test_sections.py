@@ -535,3 +535,5 @@ def test_filing_after_training_uses_the_training_encoder(
     assert enc.seen[trained:] == ["今天"]
     plain = channel_settings(server, categorize=categorize | {"encoder": "none"})
     assert Filer(storage, plain, encoder=enc).text_encoder() is None
+    filer.apply(plain)  # the operator turns the encoder off: its weights are let go
+    assert filer.text_encoder() is None and filer._encoder is None

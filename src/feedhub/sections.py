@@ -184,6 +184,8 @@ class Filer:
 
     def apply(self, settings: Settings) -> None:
         self.settings = settings
+        if settings.categorize.encoder == "none":
+            self._encoder = None  # its weights are not kept for nothing
         self._sources = {s.id: s.section for s in settings.sources}
         self._tree = section_tree(settings)
         self._categorizer: Categorizer | None = None
