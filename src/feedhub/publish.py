@@ -204,16 +204,23 @@ def to_entries(settings: Settings, stored: Sequence[StoredItem]) -> list[FeedEnt
     return [to_entry(s, sources.get(s.item.source_id), sections) for s in stored]
 
 
+def primary_index(members: Sequence[tuple[str, datetime]], sources: Mapping[str, Source]) -> int:
+    """Which of a story's members, given as (source id, published) in the order they
+    arrived, the story is shown as: the highest ``priority`` source's item, then the earliest
+    published, then the first to arrive (documented in the README)."""
+
+    def rank(order: int) -> tuple[int, datetime, int]:
+        source_id, published = members[order]
+        source = sources.get(source_id)
+        return (-(source.priority if source else 0), published, order)
+
+    return min(range(len(members)), key=rank)
+
+
 def primary_member(story: Story, sources: dict[str, Source]) -> StoryMember:
-    """The member a story is shown as: the highest ``priority`` source's item, then the
-    earliest published, then the first to arrive (documented in the README)."""
-
-    def rank(indexed: tuple[int, StoryMember]) -> tuple[int, datetime, int]:
-        order, member = indexed
-        source = sources.get(member.stored.item.source_id)
-        return (-(source.priority if source else 0), member.stored.published, order)
-
-    return min(enumerate(story.members), key=rank)[1]
+    """The member a story is shown as (``primary_index``)."""
+    members = [(m.stored.item.source_id, m.stored.published) for m in story.members]
+    return story.members[primary_index(members, sources)]
 
 
 def story_entry(story: Story, settings: Settings) -> FeedEntry:

@@ -13,6 +13,7 @@ dates from the past) the window and the recency weighting stay meaningful.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -218,9 +219,12 @@ class HotBoard:
         return current
 
     def top(self, section: str | None, limit: int) -> list[str]:
-        """The hottest story ids, overall or in a section and its children."""
+        """The hottest story ids, overall or in a section and its children. A section's stop
+        at the ``limit``-th: right after the ranking is asked for, a refresh may have started
+        in the background, and until it ends every step here runs at a fraction of its speed
+        (it competes for the interpreter)."""
         ranking = self.ranking()
         if section is None:
             return [sid for sid, _ in ranking[:limit]]
         wanted = section_subtree(self.settings().sections, section)
-        return [sid for sid, sec in ranking if sec in wanted][:limit]
+        return list(itertools.islice((sid for sid, sec in ranking if sec in wanted), limit))

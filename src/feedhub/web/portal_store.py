@@ -10,7 +10,6 @@ recomputed in the background.
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 
 from feedhub.core.textnorm import html_to_text
 from feedhub.models import Story
-from feedhub.publish import primary_member, section_subtree
+from feedhub.publish import primary_index, primary_member, section_subtree
 from feedhub.relate import HotBoard
 from feedhub.settings import Section, Settings, Source
 from feedhub.storage.base import Storage
@@ -125,16 +124,8 @@ class StoragePortal:
         return cached[1]
 
     def _primary(self, story: CardStory) -> CardMember:
-        """``publish.primary_member``'s rule: highest source priority, earliest published,
-        first to arrive."""
-        sources_by_id = self._sources()
-
-        def rank(indexed: tuple[int, CardMember]) -> tuple[int, object, int]:
-            order, member = indexed
-            source = sources_by_id.get(member.source_id)
-            return (-(source.priority if source else 0), member.published, order)
-
-        return min(enumerate(story.members), key=rank)[1]
+        members = [(m.source_id, m.published) for m in story.members]
+        return story.members[primary_index(members, self._sources())]
 
     def _card(self, story: CardStory) -> StoryCard:
         sources_by_id = self._sources()
@@ -262,18 +253,7 @@ class StoragePortal:
         )
 
     def hot(self, section_id: str | None, n: int) -> Sequence[StoryCard]:
-        return self._cards_by_id(self._current(), self._hot_ids(section_id, n))
-
-    def _hot_ids(self, section_id: str | None, n: int) -> list[str]:
-        """``HotBoard.top``, stopping at the ``n``-th story of the section instead of picking
-        out all of its stories: right after the ranking is asked for, a refresh may have
-        started in the background, and until it ends every step here runs at a fraction of
-        its speed (it competes for the interpreter)."""
-        ranking = self.hot_board.ranking()
-        if section_id is None:
-            return [sid for sid, _ in ranking[:n]]
-        wanted = self._subtree(section_id)
-        return list(itertools.islice((sid for sid, sec in ranking if sec in wanted), n))
+        return self._cards_by_id(self._current(), self.hot_board.top(section_id, n))
 
     def latest(self, section_id: str | None, n: int) -> Sequence[StoryCard]:
         memo = self._current()
