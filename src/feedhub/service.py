@@ -24,7 +24,7 @@ from feedhub.config_watch import ConfigWatcher
 from feedhub.scheduler import Worker
 from feedhub.storage.base import Storage
 from feedhub.web import FeedhubApp, create_app
-from feedhub.web.cache import Variant
+from feedhub.web.cache import Variant, header_lines
 
 log = logging.getLogger("feedhub.service")
 
@@ -108,7 +108,7 @@ class FeedProtocol(HttpToolsProtocol):
         defaults = self.server_state.default_headers
         date = self._date
         if date[0] is not defaults:  # a new list every second (the Date header)
-            date = self._date = (defaults, b"".join(b"%s: %s\r\n" % h for h in defaults))
+            date = self._date = (defaults, header_lines(defaults))
         if status == 304:
             parts = [STATUS_LINE[304], date[1], variant.common_lines]
         else:

@@ -128,7 +128,8 @@ def not_modified(inm: bytes | None, ims: bytes | None, etag: bytes, modified: fl
     return False
 
 
-def _lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+def header_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """Header pairs as HTTP/1.1 header lines."""
     return b"".join(b"%s: %s\r\n" % pair for pair in headers)
 
 
@@ -158,7 +159,7 @@ def make_variant(r: Rendered, gz: bool, max_age: int) -> Variant:
     full = [(b"content-type", r.content_type), (b"content-length", b"%d" % len(body)), *common]
     if gz:
         full.append((b"content-encoding", b"gzip"))
-    return Variant(r, etag, body, full, common, _lines(full), _lines(common))
+    return Variant(r, etag, body, full, common, header_lines(full), header_lines(common))
 
 
 class FeedCache:
