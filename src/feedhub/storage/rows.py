@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Row
+from sqlalchemy import ColumnElement, Connection, Dialect, Row
 
 from feedhub.models import FetchLogEntry, Item, SourceState, StoredItem, StoreOutcome
 from feedhub.storage.schema import UTCDateTime, items
@@ -139,6 +139,20 @@ def item_change(item: Item, now: datetime) -> dict[str, Any]:
         p_given=item.published is not None,
     )
     return change
+
+
+# The columns ``stored_item`` reads: a query that needs nothing else of an item selects
+# ``stored_item_columns(...)`` rather than the whole row (fingerprint, search terms, the
+# filing's reasons: together larger than a title and a lede).
+_STORED_ITEM_COLUMNS = (
+    "source_id entry_id link title author summary content published published_given updated "
+    "categories content_hash first_seen last_changed section_id story_id"
+).split()
+
+
+def stored_item_columns(*extra: str) -> tuple[ColumnElement[Any], ...]:
+    """The item columns of ``stored_item``, then the ``extra`` ones."""
+    return tuple(items.c[name] for name in (*_STORED_ITEM_COLUMNS, *extra))
 
 
 def stored_item(row: Row[Any]) -> StoredItem:

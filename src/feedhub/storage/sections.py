@@ -29,7 +29,7 @@ from feedhub.models import (
     StoredItem,
     TrainingExample,
 )
-from feedhub.storage.rows import stored_item
+from feedhub.storage.rows import stored_item, stored_item_columns
 from feedhub.storage.schema import UTCDateTime, items, section_models, stories
 
 KEEP_MODELS = 3
@@ -53,18 +53,8 @@ _STORY_SECTION = (
 )
 
 
-# What filing reads of an item: the stored item and the pin, not the fingerprint, the search
-# terms or the previous decision (together larger than a title and a lede).
-_TO_FILE = (
-    *(
-        items.c[name]
-        for name in (
-            "pk source_id entry_id link title author summary content published published_given "
-            "updated categories content_hash first_seen last_changed section_id story_id "
-            "section_pin"
-        ).split()
-    ),
-)
+# What filing reads of an item: the stored item and the pin.
+_TO_FILE = stored_item_columns("pk", "section_pin")
 
 
 def to_file(

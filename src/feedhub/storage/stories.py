@@ -20,7 +20,7 @@ from feedhub.models import (
     StoryMember,
     WindowEntry,
 )
-from feedhub.storage.rows import stored_item
+from feedhub.storage.rows import stored_item, stored_item_columns
 from feedhub.storage.schema import UTCDateTime, items, stories
 
 _ASSIGN = (
@@ -53,7 +53,12 @@ _FOUNDER_SECTION = (
 
 
 def pending(conn: Connection, limit: int) -> list[PendingItem]:
-    stmt = select(items).where(items.c.story_id.is_(None)).order_by(items.c.pk).limit(limit)
+    stmt = (
+        select(*stored_item_columns("pk", "fingerprint"))
+        .where(items.c.story_id.is_(None))
+        .order_by(items.c.pk)
+        .limit(limit)
+    )
     return [
         PendingItem(row.pk, stored_item(row), bytes(row.fingerprint) if row.fingerprint else None)
         for row in conn.execute(stmt)
