@@ -167,9 +167,7 @@ class _Forward:
                 n_tokens += len(ids)
             if group:
                 pooled_here[first:] = self._batch(group, n_tokens, pooled[first:], out[first:])
-            if pooled_here.all():
-                out[:] = self._head(pooled, lens)
-            elif pooled_here.any():
+            if pooled_here.any():  # the others were encoded by the package's own pass
                 out[pooled_here] = self._head(pooled[pooled_here], lens[pooled_here])
         return out
 
