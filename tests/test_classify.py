@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,6 +12,7 @@ import pytest
 
 from feedhub.core.cascade import SparseHead, margins, routed_share
 from feedhub.core.classify import ItemText, Model, ModelParams
+from tests.support_encoder import CountingEncoder
 
 SECTIONS = ("经济", "体育", "社会")
 
@@ -56,27 +56,6 @@ ITEMS = [
 
 def examples() -> list[tuple[ItemText, str]]:
     return [(ItemText(t), label) for label, titles in TRAIN.items() for t in titles]
-
-
-class CountingEncoder:
-    """A stand-in sentence encoder (hashed characters) that records what it was asked."""
-
-    def __init__(self, name: str = "hash-16") -> None:
-        self._name = name
-        self.seen: list[str] = []
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:  # type: ignore[type-arg]
-        self.seen += texts
-        out = np.zeros((len(texts), 16), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for ch in text:
-                out[i, zlib.crc32(ch.encode()) % 16] += 1.0
-            out[i] /= max(float(np.linalg.norm(out[i])), 1e-9)
-        return out
 
 
 def table(probs: Sequence[dict[str, float]]) -> list[float]:

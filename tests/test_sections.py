@@ -7,14 +7,12 @@ import json
 import sqlite3
 import subprocess
 import sys
-import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from feedhub import sections
@@ -27,6 +25,7 @@ from feedhub.sections import Filer, TrainingError, explain, train
 from feedhub.settings import Settings
 from feedhub.storage.base import Storage
 from feedhub.web.cache import render_scope
+from tests.support_encoder import CountingEncoder
 from tests.support_feedserver import FeedServer, Route
 
 COUNTIES = ["兰陵", "郯城", "沂水", "费县", "平邑", "蒙阴", "沂南", "临沭", "莒南", "河东"]
@@ -314,30 +313,13 @@ def test_an_economy_report_from_a_story_channel_lands_in_economy(
     assert "terms for 经济:" in why
 
 
-class CountingEncoder:
-    """A stand-in sentence encoder (hashed characters) that records every text it encodes."""
-
-    name = "hash-16"
-
-    def __init__(self) -> None:
-        self.seen: list[str] = []
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:  # type: ignore[type-arg]
-        self.seen += texts
-        out = np.zeros((len(texts), 16), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for ch in text:
-                out[i, zlib.crc32(ch.encode()) % 16] += 1.0
-        return out
-
-
 def test_training_encodes_each_item_once(server: FeedServer, storage: Storage) -> None:
     # The judging models of every fold and partition, and the final model, all see the same
     # channel items: encoding dominates training time, so each text is encoded once.
     serve_channels(server)
     settings = channel_settings(server)
     poll(settings, storage)
-    enc = CountingEncoder()
+    enc = CountingEncoder(normalize=False)
     record = train(storage, settings, datetime.now(UTC), encoder=enc)
     assert record is not None and json.loads(record.info)["encoder"] == "hash-16"
     assert len(enc.seen) == len(set(enc.seen)) == 49
@@ -346,7 +328,7 @@ def test_training_encodes_each_item_once(server: FeedServer, storage: Storage) -
 def test_self_training_is_for_the_word_model_only(server: FeedServer) -> None:
     settings = channel_settings(server, categorize={"self_training": 0.5})
     assert sections.model_params(settings).self_training == 0.5
-    assert sections.model_params(settings, CountingEncoder()).self_training == 0.0
+    assert sections.model_params(settings, CountingEncoder(normalize=False)).self_training == 0.0
 
 
 def test_an_item_is_left_out_only_when_every_judge_places_it_elsewhere(
@@ -522,7 +504,7 @@ def test_filing_after_training_uses_the_training_encoder(
     categorize = {"min_examples": 5, "self_training": 0, "encoder": "use"}
     settings = channel_settings(server, categorize=categorize)
     poll(settings, storage)
-    enc = CountingEncoder()
+    enc = CountingEncoder(normalize=False)
     filer = Filer(storage, settings, encoder=enc)
     assert filer.text_encoder() is enc
     record = train(storage, settings, datetime.now(UTC), encoder=filer.text_encoder())
