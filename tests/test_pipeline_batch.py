@@ -14,7 +14,7 @@ from feedhub.fetch import Fetcher
 from feedhub.models import FetchLogEntry, FetchResult, Item, SourceState, StoreOutcome
 from feedhub.pipeline import Poller, source_specs
 from feedhub.settings import Settings
-from feedhub.storage.base import Storage
+from feedhub.storage.base import Placer, Storage
 
 SOURCES = [f"s{n:02d}" for n in range(20)]
 LEASE = timedelta(minutes=5)
@@ -41,20 +41,28 @@ class Recording:
         return getattr(self.inner, name)
 
     def record_polls(
-        self, polls: Sequence[tuple[SourceState, Sequence[Item], FetchLogEntry]], now: datetime
+        self,
+        polls: Sequence[tuple[SourceState, Sequence[Item], FetchLogEntry]],
+        now: datetime,
+        placer: Placer | None = None,
     ) -> list[StoreOutcome]:
         self.batches.append(len(polls))
         if any(state.source_id == self.broken for state, _, _ in polls):
             raise StorageError("record_polls failed: disk I/O error")
-        return self.inner.record_polls(polls, now)
+        return self.inner.record_polls(polls, now, placer)
 
     def record_poll(
-        self, state: SourceState, items: Sequence[Item], log: FetchLogEntry, now: datetime
+        self,
+        state: SourceState,
+        items: Sequence[Item],
+        log: FetchLogEntry,
+        now: datetime,
+        placer: Placer | None = None,
     ) -> StoreOutcome:
         self.batches.append(1)
         if state.source_id == self.broken:
             raise StorageError(f"record_poll of source {state.source_id!r} failed")
-        return self.inner.record_poll(state, items, log, now)
+        return self.inner.record_poll(state, items, log, now, placer)
 
 
 def poll(storage: Storage, recording: Recording) -> Any:

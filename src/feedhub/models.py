@@ -223,6 +223,18 @@ class StoryAssignment:
 
 
 @dataclass(frozen=True, slots=True)
+class StoryPlacement:
+    """The clusterer's verdict for a new item decided while it is stored (``record_poll``
+    with a ``Placer``): the item is then written once, already in its story."""
+
+    story_id: str
+    new_story: bool  # True: the item founds the story (its id is the item's key)
+    fingerprint: bytes
+    link: StoryLink
+    published: datetime  # the founder's published time: the story's, forever
+
+
+@dataclass(frozen=True, slots=True)
 class PendingItem:
     pk: int
     stored: StoredItem

@@ -85,7 +85,7 @@ class Poller:
         self.relate_batch: int | None = None  # related lists after a poll (None: every due one)
         self.clock = clock
         self.rng = rng or random.Random()
-        self.writer = PollWriter(storage, clock)
+        self.writer = PollWriter(storage, clock, clusterer.placing if clusterer else None)
         self._parse_threads = ThreadPoolExecutor(2, thread_name_prefix="feedhub-parse")
         self._parse_processes: ProcessPoolExecutor | None = None
         self._executor: Executor = self._parse_threads
@@ -209,7 +209,7 @@ class Poller:
         the next polls."""
         relater = self.relater
         steps: tuple[tuple[str, Callable[[datetime], int] | None], ...] = (
-            ("clustering", self.clusterer.run if self.clusterer else None),
+            ("clustering", self._cluster if self.clusterer else None),
             ("filing", self.filer.run if self.filer else None),
             ("search indexing", self.indexer.run if self.indexer else None),
             ("related reading", partial(relater.run, limit=relate_limit) if relater else None),
@@ -224,6 +224,11 @@ class Poller:
                     log.error(f"{name} failed", extra={"error": str(exc)})
             counts.append(done)
         return AfterPoll(*counts)
+
+    def _cluster(self, now: datetime) -> int:
+        """Items placed in stories as they were stored, and those clustered now."""
+        assert self.clusterer is not None
+        return self.clusterer.take_placed() + self.clusterer.run(now)
 
     async def _claim(
         self, ids: set[str], limit: int, lease: timedelta, ignore_schedule: bool

@@ -29,9 +29,23 @@ from feedhub.models import (
     StoryActivity,
     StoryAssignment,
     StoryDoc,
+    StoryPlacement,
     TrainingExample,
     WindowEntry,
 )
+
+
+class Placer(Protocol):
+    """Puts new items into stories while ``record_poll`` stores them, inside its transaction,
+    so that an item is written once, already in its story (``feedhub.stories.Clusterer``)."""
+
+    def place(self, items: Sequence[Item]) -> Mapping[str, StoryPlacement]:
+        """Stories for ``items``, each new to storage, by item key; an item left out is stored
+        without a story and waits for ``pending_items`` like any other."""
+
+    def stored(self, max_pk_before: int | None, max_pk_after: int | None) -> None:
+        """The largest item pk just before and just after the placed items were inserted, in
+        the same transaction (whether other writers added items meanwhile)."""
 
 
 class Storage(Protocol):
@@ -70,7 +84,12 @@ class Storage(Protocol):
         """
 
     def record_poll(
-        self, state: SourceState, items: Sequence[Item], log: FetchLogEntry, now: datetime
+        self,
+        state: SourceState,
+        items: Sequence[Item],
+        log: FetchLogEntry,
+        now: datetime,
+        placer: Placer | None = None,
     ) -> StoreOutcome:
         """Store one poll's outcome in one transaction and release the source's lease.
 
@@ -83,12 +102,15 @@ class Storage(Protocol):
         filled in from the outcome. If the configured URL changed while the poll ran, items and
         log are stored but not the state, and the source stays due. Naive datetimes raise
         StorageError; an item or log line of another source raises ValueError (a caller bug).
+        With a ``placer``, new items are inserted already in the stories it gives them (and
+        the stories they found or join are written in the same transaction).
         """
 
     def record_polls(
         self,
         polls: Sequence[tuple[SourceState, Sequence[Item], FetchLogEntry]],
         now: datetime,
+        placer: Placer | None = None,
     ) -> list[StoreOutcome]:
         """``record_poll`` for each (state, items, log line), in one transaction, outcomes in
         the same order: all of them are stored or none is, so each poll stays atomic with its

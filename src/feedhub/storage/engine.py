@@ -26,6 +26,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, QueuePool
 from feedhub.errors import StorageError
 
 BUSY_TIMEOUT_S = 15.0
+WAL_CHECKPOINT_PAGES = 10_000  # pages of 4 KiB
 PG_CONNECT_TIMEOUT_S = 10
 
 
@@ -103,6 +104,10 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # Checkpoint at 40 MB of WAL instead of 4: pages that a cycle of polls writes again
+        # and again (index leaves, full-text segments) reach the database file once per
+        # checkpoint, which took a cycle of new items from about 690 to 185 MB written.
+        cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:

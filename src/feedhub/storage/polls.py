@@ -25,6 +25,8 @@ from sqlalchemy import (
 
 from feedhub.errors import StorageError
 from feedhub.models import FetchLogEntry, Item, SourceSpec, SourceState, StoreOutcome
+from feedhub.storage import stories as story_queries
+from feedhub.storage.base import Placer
 from feedhub.storage.rows import ITEM_FIELDS, STATE_FIELDS, ItemInsert, item_change, log_row
 from feedhub.storage.schema import UTCDateTime, fetch_log, items, sources
 
@@ -57,6 +59,7 @@ EXISTING = select(items.c.entry_id, items.c.content_hash).where(
     items.c.source_id == bindparam("p_source"),
     items.c.entry_id.in_(bindparam("p_entries", expanding=True)),
 )
+MAX_PK = select(func.max(items.c.pk))
 UPDATE_ITEM = (
     update(items)
     .where(items.c.source_id == bindparam("p_source"), items.c.entry_id == bindparam("p_entry"))
@@ -206,8 +209,10 @@ def record(
     batch: dict[str, Item],
     log: FetchLogEntry,
     now: datetime,
+    placer: Placer | None = None,
 ) -> StoreOutcome:
-    """One poll: its source's state and counters, its items, its fetch-log line."""
+    """One poll: its source's state and counters, its items (placed in stories by ``placer``,
+    if given), its fetch-log line."""
     sid = state.source_id
     # Saving the state first also takes the row lock that orders concurrent polls.
     saved = conn.execute(SAVE_STATE, state_params(state, log))
@@ -216,7 +221,7 @@ def record(
         # the items, but not validators or a schedule that belong to the old URL.
         if conn.execute(RELEASE_POLLED, counted({"p_id": sid}, log)).rowcount == 0:
             raise StorageError(f"record_poll of source {sid!r}: no such source")
-    outcome = upsert(conn, insert_items, sid, batch, now) if batch else NOTHING
+    outcome = upsert(conn, insert_items, sid, batch, now, placer) if batch else NOTHING
     if outcome.new:
         conn.execute(COUNT_NEW, {"p_id": sid, "p_new": outcome.new, "p_now": now})
     conn.execute(INSERT_LOG, log_row(log, outcome))
@@ -224,9 +229,15 @@ def record(
 
 
 def upsert(
-    conn: Connection, insert_items: ItemInsert, sid: str, batch: dict[str, Item], now: datetime
+    conn: Connection,
+    insert_items: ItemInsert,
+    sid: str,
+    batch: dict[str, Item],
+    now: datetime,
+    placer: Placer | None = None,
 ) -> StoreOutcome:
-    """Insert new items, update changed ones (by content hash), leave the rest."""
+    """Insert new items, update changed ones (by content hash), leave the rest. With a
+    ``placer``, new items go in already placed in their stories."""
     entry_ids = list(batch)
     known: dict[str, str] = {}
     for start in range(0, len(entry_ids), IN_CHUNK):
@@ -239,7 +250,13 @@ def upsert(
         for eid, item in batch.items()
         if eid in known and known[eid] != item.content_hash
     ]
-    if fresh:
+    if fresh and placer is not None:
+        placements = placer.place(fresh)
+        story_queries.open_placed(conn, placements, now)
+        before = conn.execute(MAX_PK).scalar()
+        insert_items(conn, fresh, now, placements)
+        placer.stored(before, conn.execute(MAX_PK).scalar())
+    elif fresh:
         insert_items(conn, fresh, now)
     if changed:
         conn.execute(UPDATE_ITEM, changed)

@@ -6,13 +6,20 @@ Kept apart from the queries so that ``sql.py`` reads as the transactions it runs
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Dialect, Row
 
-from feedhub.models import FetchLogEntry, Item, SourceState, StoredItem, StoreOutcome
+from feedhub.models import (
+    FetchLogEntry,
+    Item,
+    SourceState,
+    StoredItem,
+    StoreOutcome,
+    StoryPlacement,
+)
 from feedhub.storage.schema import UTCDateTime, items
 
 # Fields of SourceState that record_poll writes back verbatim.
@@ -49,6 +56,12 @@ _INSERT_COLUMNS = (
     "fingerprint",
     "search_terms",
     "search_at",
+    "story_id",
+    "match_reason",
+    "match_key",
+    "match_score",
+    "match_title_sim",
+    "match_text_sim",
 )
 
 
@@ -74,8 +87,15 @@ class ItemInsert:
         self._dialect = dialect
         self._time = UTCDateTime().process_bind_param
 
-    def __call__(self, conn: Connection, new: Sequence[Item], now: datetime) -> None:
+    def __call__(
+        self,
+        conn: Connection,
+        new: Sequence[Item],
+        now: datetime,
+        placements: Mapping[str, StoryPlacement] | None = None,
+    ) -> None:
         stamp = self._time(now, self._dialect)
+        placed = placements or {}
         rows = [
             {
                 "source_id": item.source_id,
@@ -95,10 +115,10 @@ class ItemInsert:
                 "first_seen": stamp,
                 "last_changed": stamp,
                 "item_key": item.key,
-                "fingerprint": item.fingerprint,
                 "search_terms": item.search_terms,
                 "search_at": None if item.search_terms is None else stamp,
             }
+            | _placement_columns(item, placed.get(item.key))
             for item in new
         ]
         if self._positions is not None:
@@ -106,6 +126,26 @@ class ItemInsert:
             conn.exec_driver_sql(self._sql, [tuple(row[name] for name in names) for row in rows])
         else:
             conn.exec_driver_sql(self._sql, rows)
+
+
+def _placement_columns(item: Item, placement: StoryPlacement | None) -> dict[str, Any]:
+    if placement is None:
+        return {"fingerprint": item.fingerprint, **_UNPLACED}
+    link = placement.link
+    return {
+        "fingerprint": placement.fingerprint,
+        "story_id": placement.story_id,
+        "match_reason": link.reason,
+        "match_key": link.matched_key,
+        "match_score": link.score,
+        "match_title_sim": link.title_similarity,
+        "match_text_sim": link.text_similarity,
+    }
+
+
+_UNPLACED = dict.fromkeys(
+    ("story_id", "match_reason", "match_key", "match_score", "match_title_sim", "match_text_sim")
+)
 
 
 def state_from_row(row: Row[Any]) -> SourceState:

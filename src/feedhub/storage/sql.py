@@ -51,6 +51,7 @@ from feedhub.storage import polls as poll_queries
 from feedhub.storage import related as related_queries
 from feedhub.storage import sections as section_queries
 from feedhub.storage import stories as story_queries
+from feedhub.storage.base import Placer
 from feedhub.storage.engine import begin_write, mask
 from feedhub.storage.migrations import SCHEMA_HEAD
 from feedhub.storage.rows import (
@@ -196,7 +197,12 @@ class SqlStorage:
     # -- polls ----------------------------------------------------------------------------
 
     def record_poll(
-        self, state: SourceState, items: Sequence[Item], log: FetchLogEntry, now: datetime
+        self,
+        state: SourceState,
+        items: Sequence[Item],
+        log: FetchLogEntry,
+        now: datetime,
+        placer: Placer | None = None,
     ) -> StoreOutcome:
         """See ``Storage.record_poll``; besides, here:
 
@@ -209,12 +215,13 @@ class SqlStorage:
         """
         batch = poll_queries.checked(state, items, log)
         with self._write("record_poll", state.source_id) as conn:
-            return poll_queries.record(conn, self._insert_items, state, batch, log, now)
+            return poll_queries.record(conn, self._insert_items, state, batch, log, now, placer)
 
     def record_polls(
         self,
         polls: Sequence[tuple[SourceState, Sequence[Item], FetchLogEntry]],
         now: datetime,
+        placer: Placer | None = None,
     ) -> list[StoreOutcome]:
         """See ``Storage.record_polls``. Polls without items (304s, errors) are written with
         one statement per kind for all of them; that is what a cycle of unchanged feeds is
@@ -236,7 +243,7 @@ class SqlStorage:
             return [
                 poll_queries.NOTHING
                 if fast and not batch
-                else poll_queries.record(conn, self._insert_items, state, batch, log, now)
+                else poll_queries.record(conn, self._insert_items, state, batch, log, now, placer)
                 for state, batch, log in checked
             ]
 

@@ -6,7 +6,7 @@ Plain functions over a Connection; ``SqlStorage`` wraps each in its transaction 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from feedhub.models import (
     StoryAssignment,
     StoryLink,
     StoryMember,
+    StoryPlacement,
     WindowEntry,
 )
 from feedhub.storage.rows import stored_item, stored_item_columns
@@ -107,20 +108,7 @@ def assign(conn: Connection, assignments: Sequence[StoryAssignment], now: dateti
     if not todo:
         return 0
     founders = [a for a in todo if a.new_story]
-    if founders:
-        conn.execute(
-            stories.insert(),
-            [
-                {
-                    "id": a.story_id,
-                    "published": a.published,
-                    "created_at": now,
-                    "updated_at": now,
-                    "member_count": 1,
-                }
-                for a in founders
-            ],
-        )
+    _found(conn, [(a.story_id, a.published) for a in founders], now)
     conn.execute(
         _ASSIGN,
         [
@@ -145,12 +133,41 @@ def assign(conn: Connection, assignments: Sequence[StoryAssignment], now: dateti
                 .where(stories.c.id.in_(ids[start : start + 500]))
                 .values(section_id=_FOUNDER_SECTION)
             )
-    joins = Counter(a.story_id for a in todo if not a.new_story)
+    _join(conn, Counter(a.story_id for a in todo if not a.new_story), now)
+    return len(todo)
+
+
+def open_placed(conn: Connection, placements: Mapping[str, StoryPlacement], now: datetime) -> None:
+    """The story rows for items about to be inserted already placed: the stories they found,
+    and the member counts of those they join (founders first: an item may join a story that
+    another item of the same poll founds)."""
+    placed = placements.values()
+    _found(conn, [(p.story_id, p.published) for p in placed if p.new_story], now)
+    _join(conn, Counter(p.story_id for p in placed if not p.new_story), now)
+
+
+def _found(conn: Connection, founders: Sequence[tuple[str, datetime]], now: datetime) -> None:
+    if founders:
+        conn.execute(
+            stories.insert(),
+            [
+                {
+                    "id": story_id,
+                    "published": published,
+                    "created_at": now,
+                    "updated_at": now,
+                    "member_count": 1,
+                }
+                for story_id, published in founders
+            ],
+        )
+
+
+def _join(conn: Connection, joins: Counter[str], now: datetime) -> None:
     if joins:
         conn.execute(
             _JOINED, [{"p_story": sid, "p_n": n, "p_now": now} for sid, n in joins.items()]
         )
-    return len(todo)
 
 
 def _link(row: Row[Any]) -> StoryLink:
