@@ -95,7 +95,6 @@ _MDY = re.compile(
 )
 
 _COMMENT = re.compile(r"\s*\([^()]*\)\s*$")  # "+0800 (CST)"
-_SPACES = re.compile(r"\s+")
 
 
 def default_timezone_for(language: str) -> str:
@@ -133,7 +132,11 @@ def parse_date(value: str, tz: tzinfo, *, lang: str | None = None) -> datetime |
     ``tz`` is the source's local zone, used when the string carries no zone. ``lang`` is the
     feed's language: with a Chinese language (or a UTC+8 local zone) ``CST`` means UTC+8.
     """
-    text = _COMMENT.sub("", _SPACES.sub(" ", value.translate(_FULLWIDTH)).strip())
+    if not value.isascii():  # the full-width forms are not ASCII
+        value = value.translate(_FULLWIDTH)
+    text = " ".join(value.split())  # runs of whitespace as one space, none at either end
+    if "(" in text:
+        text = _COMMENT.sub("", text)
     if not text or len(text) > 64:
         return None
     chinese = _is_chinese_context(tz, lang)
@@ -192,6 +195,7 @@ def _year(raw: str | None) -> int | None:
     return year
 
 
+@lru_cache(maxsize=256)  # a feed names the same zone in every date
 def _zone_token(token: str | None, tz: tzinfo, chinese: bool) -> tzinfo:
     """The zone a date string names; the source's own zone when it names none we know."""
     if not token:

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from html.entities import html5 as html5_entities
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
@@ -25,6 +26,7 @@ from feedhub.models import Item
 __all__ = [
     "Decoded",
     "build_item",
+    "canonical_parts",
     "canonical_url",
     "content_hash",
     "decode_document",
@@ -52,6 +54,7 @@ TRACKING_PREFIXES = ("utm_", "mtm_", "pk_", "mc_", "_hs", "hsa_")
 _MAX_ID_LENGTH = 512
 _BREAKS = re.compile(r"</?(?:br|p|div|li|h[1-6]|tr|td|blockquote)\b[^>]*>", re.IGNORECASE)
 _INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))
+_HAS_INVISIBLE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
 _DEFAULT_PORTS = {"http": ":80", "https": ":443"}
 
 # --- URLs -------------------------------------------------------------------------------
@@ -65,6 +68,13 @@ def canonical_url(url: str, base: str | None = None) -> str:
     Anything that is not an http(s) URL comes back stripped but otherwise untouched.
     """
     raw = "".join(url.split())  # feeds wrap long links across lines
+    plain = _plain_parts(raw, base)
+    if plain is not None:
+        scheme, host, path, query, fragment = plain
+        result = f"{scheme}://{host}{path}"
+        if query:
+            result += "?" + query
+        return result + "#" + fragment if fragment else result
     if base:
         try:
             raw = urljoin(base, raw)
@@ -82,10 +92,54 @@ def canonical_url(url: str, base: str | None = None) -> str:
     if hostport.endswith(_DEFAULT_PORTS[scheme]):
         hostport = hostport[: -len(_DEFAULT_PORTS[scheme])]
     hostport = hostport.replace(".:", ":").rstrip(".")
-    query = "&".join(p for p in parts.query.split("&") if p and not _is_tracking(p))
+    query = _without_tracking(parts.query)
     # Fragments stay: archive pages and single-page sites name the article there.
-    fragment = "&".join(p for p in parts.fragment.split("&") if p and not _is_tracking(p))
+    fragment = _without_tracking(parts.fragment)
     return urlunsplit((scheme, userinfo + at + hostport, parts.path or "/", query, fragment))
+
+
+def canonical_parts(url: str) -> tuple[str, str, str, str, str] | None:
+    """Scheme, host, path, query and fragment of ``canonical_url(url)`` when ``url`` is a plain
+    absolute http(s) URL (most links are), else None: what ``urlsplit`` would make of it."""
+    return _plain_parts("".join(url.split()), None)
+
+
+# An absolute http(s) URL with a lower-case host name and nothing ``urllib`` would change or
+# reject: printable ASCII, no user, port or ``;`` parameters. For such a URL urljoin (against
+# any base it can parse), urlsplit and urlunsplit only cut it at its ``/``, ``?`` and ``#``
+# and put it together again; here a match does the cutting.
+_PLAIN_URL = re.compile(
+    r"(https?)://([a-z0-9-]+(?:\.[a-z0-9-]+)*)((?:/[!\"$-:<=>@-~]*)?)"
+    r"(?:\?([!\"$-~]*))?(?:#([!-~]*))?"
+)
+
+
+def _plain_parts(raw: str, base: str | None) -> tuple[str, str, str, str, str] | None:
+    match = _PLAIN_URL.fullmatch(raw)
+    if match is None or (base and not _splittable(base)):
+        return None
+    scheme, host, path, query, fragment = match.groups()
+    return (
+        scheme,
+        host,
+        path or "/",
+        _without_tracking(query) if query else "",
+        _without_tracking(fragment) if fragment else "",
+    )
+
+
+@lru_cache(maxsize=256)
+def _splittable(base: str) -> bool:
+    """Whether ``urljoin`` can parse ``base`` (else ``canonical_url`` keeps a link as it is)."""
+    try:
+        urlsplit(base)
+    except ValueError:
+        return False
+    return True
+
+
+def _without_tracking(pairs: str) -> str:
+    return "&".join(p for p in pairs.split("&") if p and not _is_tracking(p))
 
 
 def _is_tracking(pair: str) -> bool:
@@ -114,7 +168,9 @@ def plain_text(value: str, *, is_html: bool = True) -> str:
         value = nh3.clean(_BREAKS.sub(" ", value), tags=set())
     if "&" in value:
         value = htmllib.unescape(value)
-    return " ".join(value.translate(_INVISIBLE).split())
+    if _HAS_INVISIBLE.search(value):  # translating costs a dict lookup per character
+        value = value.translate(_INVISIBLE)
+    return " ".join(value.split())
 
 
 def sanitize_html(html: str, base_url: str | None = None) -> str:
@@ -141,15 +197,15 @@ def text_to_html(text: str) -> str:
 
 def content_hash(parts: Iterable[str | None]) -> str:
     """SHA-256 over the parts, length-prefixed so that no two part lists collide by joining."""
-    digest = hashlib.sha256()
+    chunks = []  # hashed at once: the same digest as hashing each chunk in turn
     for part in parts:
         if part is None:
-            digest.update(b"-;")
+            chunks.append(b"-;")
         else:
             data = part.encode("utf-8", "surrogatepass")
-            digest.update(b"%d:" % len(data))
-            digest.update(data)
-    return digest.hexdigest()
+            chunks.append(b"%d:" % len(data))
+            chunks.append(data)
+    return hashlib.sha256(b"".join(chunks)).hexdigest()
 
 
 def stable_entry_id(
@@ -304,7 +360,7 @@ def decode_document(
         if content.startswith(prefix):
             return _finish(content, codec, ())
     try:
-        return Decoded(_clean(content.decode("utf-8")), "utf-8")
+        return Decoded(_clean(content.decode("utf-8"), _has_illegal_utf8(content)), "utf-8")
     except UnicodeDecodeError:
         pass
     declared = _declared(content, http_charset)
@@ -386,8 +442,22 @@ def _finish(content: bytes, codec: str, warnings: tuple[str, ...]) -> Decoded:
     return Decoded(_clean(text), codec, warnings)
 
 
-def _clean(text: str) -> str:
+def _clean(text: str, illegal: bool = True) -> str:
     """Drop a BOM, leading whitespace before the prolog, and characters XML forbids; each of
-    these would otherwise push feedparser from its XML parser to its slower, lossier one."""
+    these would otherwise push feedparser from its XML parser to its slower, lossier one.
+    ``illegal=False`` says that the text has no character XML forbids."""
     text = text.lstrip("\ufeff \t\r\n")
-    return _ILLEGAL_XML_CHARS.sub("", text)
+    return _ILLEGAL_XML_CHARS.sub("", text) if illegal else text
+
+
+_C0_BYTES = bytes(range(0x20)).translate(None, b"\t\n\r")
+
+
+def _has_illegal_utf8(content: bytes) -> bool:
+    """Whether valid UTF-8 ``content`` holds a character ``_ILLEGAL_XML_CHARS`` finds: a C0
+    byte other than tab and line ends (no multi-byte sequence holds a byte below 0x80), or
+    U+FFFE or U+FFFF (EF always starts a sequence). Bytes are scanned several times faster
+    than the decoded text is by a pattern."""
+    if len(content.translate(None, _C0_BYTES)) != len(content):
+        return True
+    return b"\xef\xbf\xbe" in content or b"\xef\xbf\xbf" in content

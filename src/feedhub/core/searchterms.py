@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
 
-from feedhub.core.textnorm import html_to_text, nfkc
+from feedhub.core.textnorm import casefold, html_to_text, nfkc
 
-__all__ = ["MAX_TEXT", "index_terms", "item_terms", "query_phrases"]
+__all__ = ["MAX_TEXT", "index_terms", "item_terms", "items_terms", "query_phrases"]
 
 MAX_TEXT = 600  # body characters indexed after the title: the lede says what a story is about
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
@@ -52,7 +53,7 @@ def index_terms(title: str, text: str = "") -> str:
 
 
 def _fold(text: str) -> str:
-    return nfkc(text).casefold()
+    return casefold(nfkc(text))
 
 
 @lru_cache(maxsize=1)
@@ -80,9 +81,40 @@ def _terms(norm: str) -> str:
     space) and the slots in use are kept, in order. Every term ends in a space; the last one's
     is dropped."""
     codes = np.frombuffer(norm.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-    n = codes.size
-    if n == 0:
+    if codes.size == 0:
         return ""
+    out = _term_slots(codes)[0]
+    return out[:-1].tobytes().decode("utf-32-le") if out.size else ""
+
+
+def _terms_many(norms: Sequence[str]) -> list[str]:
+    """``_terms`` of each folded text, in one pass over all of them joined by newlines: a
+    newline is no word character, so the terms on either side of it are those of each text
+    alone, and it writes no slot."""
+    if not norms:
+        return []
+    joined = "\n".join(norms)
+    codes = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    if codes.size == 0:
+        return [""] * len(norms)
+    out, used = _term_slots(codes)
+    # Where each text's slots begin among those in use (texts start after each newline): the
+    # slots in use before its first character's three.
+    written = np.zeros(used.size + 1, dtype=np.intp)
+    np.cumsum(used.ravel(), out=written[1:])
+    starts = np.zeros(len(norms) + 1, dtype=np.intp)
+    np.cumsum([len(norm) + 1 for norm in norms], out=starts[1:])
+    edges = written[3 * np.minimum(starts, codes.size)].tolist()
+    text = out.tobytes().decode("utf-32-le")
+    return [text[a : b - 1] if b > a else "" for a, b in zip(edges, edges[1:], strict=False)]
+
+
+def _term_slots(
+    codes: npt.NDArray[np.uint32],
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.bool_]]:
+    """The slots in use, in order, of a non-empty text given as code points (see ``_terms``),
+    and which of each character's three slots are in use."""
+    n = codes.size
     kind = _char_classes()[codes]
     han = kind == _HAN_CHAR
     word = kind == _WORD_CHAR
@@ -100,8 +132,7 @@ def _terms(norm: str) -> str:
     used[:, 0] = pair | alone | word  # the last of a run of Chinese characters writes nothing
     used[:, 1] = pair | alone | (word & (after != _WORD_CHAR))  # the space after a word
     used[:, 2] = pair
-    out = slots[used]
-    return out[:-1].tobytes().decode("utf-32-le") if out.size else ""
+    return slots[used], used
 
 
 def query_phrases(query: str) -> tuple[list[list[str]], list[str]]:
@@ -126,8 +157,28 @@ def item_terms(
     ``known`` is an HTML text and its ``html_to_text``, made already for another purpose (the
     fingerprint): used when the indexed body is that very text, instead of converting it
     again."""
+    return _terms(_fold(_index_text(title, summary, content, known)))
+
+
+def _index_text(
+    title: str, summary: str | None, content: str | None, known: tuple[str, str]
+) -> str:
+    """What ``index_terms`` folds for an item: its title and the start of its body's text."""
     body = "\n".join(part for part in (summary, content) if part)
     if not body:
-        return index_terms(title, "")
+        return f"{title}\n"
     body = body[: MAX_TEXT * 4]
-    return index_terms(title, known[1] if body == known[0] else html_to_text(body))
+    text = known[1] if body == known[0] else html_to_text(body)
+    return f"{title}\n{text[:MAX_TEXT]}"
+
+
+def items_terms(
+    items: Sequence[tuple[str, str | None, str | None]],
+    known: Sequence[tuple[str, str]] | None = None,
+) -> list[str]:
+    """``item_terms`` of each ``(title, summary, content)`` (with ``known[n]`` as its
+    ``known``), the very same strings, made in one array pass for all of them."""
+    norms = []
+    for n, (title, summary, content) in enumerate(items):
+        norms.append(_fold(_index_text(title, summary, content, known[n] if known else ("", ""))))
+    return _terms_many(norms)

@@ -21,6 +21,7 @@ can be stored and compared across runs and machines.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -34,8 +35,10 @@ __all__ = [
     "oph_signature",
     "shingle_hashes",
     "sorted_unique",
+    "sketches_many",
     "split_token_hashes",
     "token_hashes",
+    "token_hashes_many",
 ]
 
 U32 = npt.NDArray[np.uint32]
@@ -64,6 +67,11 @@ _GOLDEN = np.uint32(0x9E3779B1)
 _LOW63 = np.uint64(2**63 - 1)
 CJK_FLAG = 2**63  # set in the hash of a token that is one CJK character
 _EMPTY32: U32 = np.zeros(0, dtype=np.uint32)
+_EMPTY64: U64 = np.zeros(0, dtype=np.uint64)
+_EMPTY_INTP: npt.NDArray[np.intp] = np.zeros(0, dtype=np.intp)
+_LOW32 = np.uint64(0xFFFFFFFF)
+for _empty in (_EMPTY32, _EMPTY64, _EMPTY_INTP):
+    _empty.flags.writeable = False
 
 
 def _mix(x: U64) -> U64:
@@ -122,7 +130,39 @@ def split_token_hashes(text: str, cut: int) -> tuple[U64, int]:
     spans a non-word character), so the head needs no pass of its own."""
     if not text:
         return np.zeros(0, dtype=np.uint64), 0
-    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    hashes, starts = _hash_tokens(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32))
+    if starts.size == 0:
+        return np.zeros(0, dtype=np.uint64), 0
+    head_count = int(np.searchsorted(starts, cut)) if cut > 0 else 0
+    return hashes, head_count
+
+
+def token_hashes_many(
+    texts: Sequence[str], cuts: Sequence[int]
+) -> tuple[U64, npt.NDArray[np.intp], list[int]]:
+    """``split_token_hashes`` of many texts in one pass: all their token hashes in order, the
+    index where each text's tokens begin (and, last, their total), and each text's head count.
+
+    NumPy spends microseconds per call whatever the size, more than the arithmetic on one
+    item's text, so the texts are hashed joined by newlines: no token spans a newline (it is
+    no word character), and after one a token starts exactly as at the start of a text."""
+    if not texts:
+        return np.zeros(0, dtype=np.uint64), np.zeros(1, dtype=np.intp), []
+    offsets = np.zeros(len(texts) + 1, dtype=np.intp)
+    np.cumsum([len(text) + 1 for text in texts], out=offsets[1:])
+    codes = np.frombuffer("\n".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    hashes, starts = _hash_tokens(codes) if codes.size else (_EMPTY64, _EMPTY_INTP)
+    bounds = np.searchsorted(starts, offsets)
+    cut = np.asarray(cuts, dtype=np.intp)
+    heads = np.searchsorted(starts, np.minimum(offsets[:-1] + cut, offsets[1:]))
+    heads -= bounds[:-1]
+    heads[cut <= 0] = 0
+    return hashes, bounds, heads.tolist()
+
+
+def _hash_tokens(codes: U32) -> tuple[U64, npt.NDArray[np.intp]]:
+    """The hash of every token of a non-empty text given as code points, and where each
+    token starts."""
     flags = _flag_table()[codes]
     # A token starts at a word character that is CJK, follows a separator or a CJK character,
     # or opens the text.
@@ -137,7 +177,7 @@ def split_token_hashes(text: str, cut: int) -> tuple[U64, int]:
     is_start = starts_mask.view(np.bool_)
     starts = np.flatnonzero(is_start)
     if starts.size == 0:
-        return np.zeros(0, dtype=np.uint64), 0
+        return _EMPTY64, starts
     index = _index(codes.size)
     token_start = np.where(is_start, index, 0)
     np.maximum.accumulate(token_start, out=token_start)
@@ -147,11 +187,17 @@ def split_token_hashes(text: str, cut: int) -> tuple[U64, int]:
     contrib *= flags & _WORD  # separators add nothing to the token before them
     # The top bit tells single CJK characters from words, so that comparisons can weigh a
     # replaced character (often a Traditional/Simplified variant) less than a replaced word.
-    hashes = _mix(np.add.reduceat(contrib, starts))
+    # Each token's sum as a difference of running sums (both wrap modulo 2**64, so this is
+    # what np.add.reduceat gives, which is slow for the many one-character tokens).
+    running = np.zeros(codes.size + 1, dtype=np.uint64)
+    np.cumsum(contrib, out=running[1:])
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:]
+    ends[-1] = codes.size
+    hashes = _mix(running[ends] - running[starts])
     hashes &= _LOW63
     hashes |= _TOP_BIT[flags[starts]]
-    head_count = int(np.searchsorted(starts, cut)) if cut > 0 else 0
-    return hashes, head_count
+    return hashes, starts
 
 
 def sorted_unique(values: U32) -> U32:
@@ -212,6 +258,79 @@ def _oph_constants(bins: int) -> tuple[np.uint32, np.uint32, U32, npt.NDArray[np
     position = np.arange(bins, dtype=np.intp)
     bounds.flags.writeable = position.flags.writeable = False
     return np.uint32(shift), np.uint32((1 << shift) - 1), bounds, position
+
+
+def sketches_many(
+    tokens: U64, bounds: npt.NDArray[np.intp], k: int, bins: int
+) -> tuple[U32, npt.NDArray[np.intp], U32]:
+    """``shingle_hashes`` and ``oph_signature`` of many texts at once, from their tokens as
+    ``token_hashes_many`` gives them: all the shingle hash sets concatenated, the index where
+    each text's set begins (and, last, their total), and the signatures as rows.
+
+    Each hash is keyed with its text's number in the top 32 bits, so that one sort puts every
+    set in order, text after text, for all of them at once."""
+    count = bounds.size - 1
+    sizes = np.diff(bounds)
+    owner = np.repeat(np.arange(count, dtype=np.uint64), sizes)
+    keys = [_EMPTY64]
+    if tokens.size >= k:
+        m = tokens.size - k + 1
+        acc = tokens[:m] * _SLOT_WEIGHTS[0]  # sums wrap modulo 2**64, like adding to zeros
+        for slot in range(1, k):
+            acc += tokens[slot : m + slot] * _SLOT_WEIGHTS[slot]
+        inside = owner[:m] == owner[k - 1 :]  # the shingle's first and last token in one text
+        keys.append(owner[:m][inside] << _S32 | _mix(acc[inside]) >> _S32)
+    for text in np.flatnonzero((sizes > 0) & (sizes < k)).tolist():
+        # A text shorter than k tokens is one shingle of all of them.
+        single = shingle_hashes(tokens[bounds[text] : bounds[text + 1]], k)
+        keys.append(np.uint64(text) << _S32 | single.astype(np.uint64))
+    ordered = np.sort(np.concatenate(keys))
+    if ordered.size > 1:
+        keep = np.empty(ordered.size, dtype=bool)
+        keep[0] = True
+        np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+        ordered = ordered[keep]
+    texts = np.arange(count + 1, dtype=np.uint64) << _S32
+    set_bounds = np.searchsorted(ordered, texts)
+    hashes = (ordered & _LOW32).astype(np.uint32)
+    return hashes, set_bounds, _oph_many(ordered, set_bounds, bins)
+
+
+def _oph_many(keys: U64, set_bounds: npt.NDArray[np.intp], bins: int) -> U32:
+    """``oph_signature`` of every set in ``keys`` (sorted, keyed by text as in
+    ``sketches_many``), one row each: the same picks, and the same borrowing for empty bins,
+    written for all rows at once.
+
+    A key shifted right by a bin's width is its text's number times ``bins`` plus its bin, so
+    the first key of each run of equal shifted keys is the smallest member of that bin."""
+    count = set_bounds.size - 1
+    signatures = np.zeros((count, bins), dtype=np.uint32)
+    if keys.size == 0:
+        return signatures
+    shift, low_bits, _, position = _oph_constants(bins)
+    cells = keys >> np.uint64(shift)
+    first = np.empty(keys.size, dtype=bool)
+    first[0] = True
+    np.not_equal(cells[1:], cells[:-1], out=first[1:])
+    cells = cells[first].astype(np.intp)
+    present = np.zeros((count, bins), dtype=bool)
+    present.ravel()[cells] = True
+    values = np.zeros((count, bins), dtype=np.uint32)
+    values.ravel()[cells] = keys[first].astype(np.uint32) & low_bits
+    filled = present.any(axis=1)  # False only for an empty set: all zeros
+    if present[filled].all():
+        return values
+    # The nearest filled bin at or after each bin, cyclically: the smallest filled position
+    # in the row written twice, from each position onwards.
+    far = 2 * bins
+    twice = np.where(np.concatenate((present, present), axis=1), np.arange(far), far)
+    nearest = np.minimum.accumulate(twice[:, ::-1], axis=1)[:, : bins - 1 : -1]
+    rows = np.flatnonzero(filled)
+    nearest = nearest[rows]
+    source = nearest % bins
+    distance = (nearest - position).astype(np.uint32)
+    signatures[rows] = values[rows[:, None], source] + distance * _GOLDEN
+    return signatures
 
 
 def band_keys(signatures: U32, rows: int) -> U64:
