@@ -8,30 +8,36 @@ A new item is compared only with candidates, found three ways at once:
 - items sharing at least one LSH band of the MinHash signature (``bands``), most shared bands
   first, at most ``max_candidates`` of them.
 
-Each candidate inside the time window is then judged by ``similarity.compare`` on the stored
-sketches, so the answer never rests on the LSH estimate alone. The best verdict wins: highest
-score, then the nearer in time.
+Each candidate inside the time window is then judged on the stored sketches, so the answer
+never rests on the LSH estimate alone: ``similarity.merge_verdict`` settles most candidates
+from their link keys, titles, sizes and shared sketch hashes, and gives the rest to
+``compare``. The best verdict wins: highest score, then the nearer in time.
 
 Memory per item is its sketch (up to ``4 * sketch_size`` bytes), facts, title and link key,
-plus 12 bytes per LSH band; ``bench/dedup.py`` measures it for 100,000 items. Nothing here
-reads the clock: times are passed in, and ``evict_before`` is the caller's to call.
+plus 12 bytes per LSH band (and under half a byte more in large segments, for their
+directories); ``bench/dedup.py`` measures it for 100,000 items. Nothing here reads the clock:
+times are passed in, and ``evict_before`` is the caller's to call. ``discard`` undoes an
+``add`` (when the transaction that stored its story failed).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 
 import numpy as np
 import numpy.typing as npt
 
 from feedhub.core.bands import BandStore
-from feedhub.core.similarity import DedupeSettings, Fingerprint, Reason, compare, may_merge
-from feedhub.core.sketch import band_keys
+from feedhub.core.similarity import DedupeSettings, Fingerprint, Reason, merge_verdict
+from feedhub.core.sketch import _BAND_WEIGHTS, _band_base  # the weights of ``band_keys``
 
 __all__ = ["Match", "StoryIndex"]
+
+U64 = npt.NDArray[np.uint64]
 
 _TITLE_MIN = 4  # characters; shorter normalized titles ("快讯", "photos") find no candidates
 _TITLE_FANOUT = 32  # most recent items kept per title or link key
@@ -64,6 +70,7 @@ class StoryIndex:
 
     def __init__(self, settings: DedupeSettings) -> None:
         self._settings = settings
+        self._scheme = settings.scheme  # a property that formats a string: read once
         self._entries: dict[int, _Entry] = {}
         self._by_key: dict[str, int] = {}
         self._by_url: dict[str, list[int]] = {}
@@ -71,9 +78,8 @@ class StoryIndex:
         self._bands = BandStore()
         self._expiry: list[tuple[float, int]] = []
         self._next_slot = 0
-        self._last_keys: tuple[Fingerprint | None, npt.NDArray[np.uint64]] = (
-            None, np.zeros(0, dtype=np.uint64),
-        )  # fmt: skip
+        # The band keys of the fingerprint last matched, for the ``add`` that follows.
+        self._last_keys: tuple[Fingerprint | None, U64, list[int]] = (None, _NO_KEYS, [])
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -85,9 +91,10 @@ class StoryIndex:
         """Index item ``key`` as a member of ``story_id``; re-adding a key replaces it."""
         self._check(fp)
         self._insert(key, story_id, fp, published.timestamp())
-        keys = self._band_keys(fp)
-        if keys.size:
-            self._bands.add(self._next_slot - 1, keys)
+        if fp.size:
+            keys, key_list = self._band_keys(fp)
+            if key_list:
+                self._bands.add(self._next_slot - 1, keys, key_list)
 
     def add_many(self, entries: Iterable[tuple[str, str, Fingerprint, datetime]]) -> int:
         """``add`` for many items at once, as when rebuilding the index from stored
@@ -101,9 +108,9 @@ class StoryIndex:
                 slots.append(self._next_slot - 1)
                 signatures.append(fp.signature)
         if slots:
-            matrix = np.frombuffer(b"".join(signatures), dtype="<u2").astype(np.uint32)
+            matrix = np.frombuffer(b"".join(signatures), dtype="<u2")
             matrix = matrix.reshape(len(slots), self._settings.num_perm)
-            keys = band_keys(matrix, self._settings.lsh_rows)
+            keys = _band_sums(matrix, self._settings.lsh_rows)
             self._bands.add_many(np.asarray(slots, dtype=np.uint32), keys)
         return len(slots)
 
@@ -123,10 +130,12 @@ class StoryIndex:
             candidates.update(dict.fromkeys(self._by_url.get(fp.url_key, ())))
         if len(fp.title) >= _TITLE_MIN:
             candidates.update(dict.fromkeys(self._by_title.get(fp.title, ())))
-        keys = self._band_keys(fp)
-        if keys.size:
-            hits = self._bands.query(keys)
-            for slot, _ in hits.most_common(settings.max_candidates):
+        if fp.size:
+            hits = self._bands.query(*self._band_keys(fp))
+            # ``hits.most_common(max_candidates)``, which sorts in Python beyond that many:
+            # the same stable order (most shared bands, then the first met).
+            ranked = sorted(hits.items(), key=itemgetter(1), reverse=True)
+            for slot, _ in ranked[: settings.max_candidates]:
                 candidates[slot] = None
         best: tuple[float, float, _Entry, Reason, float, float] | None = None
         for slot in candidates:
@@ -135,10 +144,8 @@ class StoryIndex:
                 continue
             if exclude_source is not None and entry.fp.source_id == exclude_source:
                 continue
-            if not may_merge(fp, entry.fp, settings):
-                continue
-            verdict = compare(fp, entry.fp, settings)
-            if verdict.reason is None:
+            verdict = merge_verdict(fp, entry.fp, settings)
+            if verdict is None or verdict.reason is None:
                 continue
             rank = (verdict.score, -abs(entry.ts - ts))
             if best is None or rank > best[:2]:
@@ -163,6 +170,16 @@ class StoryIndex:
                 removed += 1
         return removed
 
+    def discard(self, key: str) -> bool:
+        """Forget item ``key`` if it is indexed, as if it had never been added (undoing an
+        ``add`` whose transaction failed); returns whether it was. Its entry in the expiry
+        heap stays until ``evict_before`` passes it, which skips it then."""
+        slot = self._by_key.get(key)
+        if slot is None:
+            return False
+        self._remove(slot)
+        return True
+
     def story_of(self, key: str) -> str | None:
         slot = self._by_key.get(key)
         return None if slot is None else self._entries[slot].story_id
@@ -179,22 +196,22 @@ class StoryIndex:
     # --- internals --------------------------------------------------------------------------
 
     def _check(self, fp: Fingerprint) -> None:
-        if fp.scheme != self._settings.scheme:
+        if fp.scheme != self._scheme:
             raise ValueError(
                 f"fingerprint made as {fp.scheme}, index expects {self._settings.scheme}: "
                 "recompute it"
             )
 
-    def _band_keys(self, fp: Fingerprint) -> npt.NDArray[np.uint64]:
-        if not fp.size:
-            return np.zeros(0, dtype=np.uint64)
-        last_fp, last_keys = self._last_keys
+    def _band_keys(self, fp: Fingerprint) -> tuple[U64, list[int]]:
+        """The band keys of a fingerprint with text, as an array and as a list."""
+        last_fp, last_keys, last_list = self._last_keys
         if last_fp is fp:
-            return last_keys
-        signature = np.frombuffer(fp.signature, dtype="<u2").astype(np.uint32)
-        keys: npt.NDArray[np.uint64] = band_keys(signature, self._settings.lsh_rows)[0]
-        self._last_keys = (fp, keys)
-        return keys
+            return last_keys, last_list
+        signature = np.frombuffer(fp.signature, dtype="<u2")
+        keys = _band_sums(signature, self._settings.lsh_rows)
+        key_list: list[int] = keys.tolist()
+        self._last_keys = (fp, keys, key_list)
+        return keys, key_list
 
     def _insert(self, key: str, story_id: str, fp: Fingerprint, ts: float) -> None:
         old = self._by_key.get(key)
@@ -203,7 +220,8 @@ class StoryIndex:
         slot = self._next_slot
         self._next_slot += 1
         # The signature is only needed for the LSH keys, already computed: not kept.
-        self._entries[slot] = _Entry(key, story_id, replace(fp, signature=b""), ts)
+        kept = fp if not fp.signature else _without_signature(fp)
+        self._entries[slot] = _Entry(key, story_id, kept, ts)
         self._by_key[key] = slot
         if fp.url_key:
             _push(self._by_url, fp.url_key, slot)
@@ -220,6 +238,31 @@ class StoryIndex:
         if len(entry.fp.title) >= _TITLE_MIN:
             _pull(self._by_title, entry.fp.title, slot)
         self._bands.remove(slot)
+
+
+_NO_KEYS: U64 = np.zeros(0, dtype=np.uint64)
+
+
+def _band_sums(signatures: npt.NDArray[np.uint16], rows: int) -> U64:
+    """``sketch.band_keys`` without its final mix, of one signature (shape ``(bands,)``) or of
+    signature rows (shape ``(n, bands)``). The mix is a bijection of 64-bit integers, so two
+    sums are equal exactly when the keys are, and the band table only ever tests keys for
+    equality; skipping it saves half the cost of the keys on every new item."""
+    bands = signatures.shape[-1] // rows
+    cut = signatures[..., : bands * rows].astype(np.uint64)
+    cut = cut.reshape(*signatures.shape[:-1], bands, rows)
+    # Integer products and sums wrap modulo 2**64, as in ``band_keys``.
+    sums: U64 = cut @ _BAND_WEIGHTS[0, :rows]
+    sums += _band_base(bands)
+    return sums
+
+
+def _without_signature(fp: Fingerprint) -> Fingerprint:
+    """``dataclasses.replace(fp, signature=b"")`` at a fraction of its cost."""
+    return Fingerprint(
+        fp.scheme, fp.source_id, fp.url_key, fp.title, fp.size, fp.sketch, b"", fp.facts,
+        fp.fact_count, fp.lead,
+    )  # fmt: skip
 
 
 def _push(table: dict[str, list[int]], key: str, slot: int) -> None:
