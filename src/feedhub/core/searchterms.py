@@ -24,7 +24,7 @@ from feedhub.core.textnorm import casefold, html_to_text, nfkc
 
 __all__ = ["MAX_TEXT", "index_terms", "item_terms", "items_terms", "query_phrases"]
 
-MAX_TEXT = 600  # body characters indexed after the title: the lede says what a story is about
+MAX_TEXT = 300  # body characters indexed after the title: the lede says what a story is about
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_HAN}]+|[^\W{_HAN}_]+")
 _IS_HAN = re.compile(rf"[{_HAN}]")
