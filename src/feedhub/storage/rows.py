@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Dialect, Row
+from sqlalchemy import ColumnElement, Connection, Dialect, Row, Table
 
 from feedhub.models import (
     FetchLogEntry,
@@ -20,7 +21,7 @@ from feedhub.models import (
     StoreOutcome,
     StoryPlacement,
 )
-from feedhub.storage.schema import UTCDateTime, items
+from feedhub.storage.schema import UTCDateTime, items, stories
 
 # Fields of SourceState that record_poll writes back verbatim.
 STATE_FIELDS = (
@@ -69,7 +70,26 @@ def categories_json(categories: Sequence[str]) -> str:
     return json.dumps(list(categories), ensure_ascii=False)
 
 
-class ItemInsert:
+class _DriverInsert:
+    """An INSERT compiled once for the engine's dialect, its rows handed to the driver's
+    ``executemany`` already converted (see ``ItemInsert``)."""
+
+    def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect) -> None:
+        compiled = table.insert().compile(dialect=dialect, column_keys=list(columns))
+        self._sql = compiled.string
+        self._positions = compiled.positiontup  # names in order, for "?"-style drivers
+        self._dialect = dialect
+        self._time = UTCDateTime().process_bind_param
+
+    def _execute(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if self._positions is not None:
+            names = self._positions
+            conn.exec_driver_sql(self._sql, [tuple(row[name] for name in names) for row in rows])
+        else:
+            conn.exec_driver_sql(self._sql, rows)
+
+
+class ItemInsert(_DriverInsert):
     """``INSERT INTO items`` for many new rows, at driver speed.
 
     The statement is compiled once from the Core table for the engine's dialect; rows are then
@@ -81,11 +101,7 @@ class ItemInsert:
     """
 
     def __init__(self, dialect: Dialect) -> None:
-        compiled = items.insert().compile(dialect=dialect, column_keys=list(_INSERT_COLUMNS))
-        self._sql = compiled.string
-        self._positions = compiled.positiontup  # names in order, for "?"-style drivers
-        self._dialect = dialect
-        self._time = UTCDateTime().process_bind_param
+        super().__init__(items, _INSERT_COLUMNS, dialect)
 
     def __call__(
         self,
@@ -121,11 +137,7 @@ class ItemInsert:
             | _placement_columns(item, placed.get(item.key))
             for item in new
         ]
-        if self._positions is not None:
-            names = self._positions
-            conn.exec_driver_sql(self._sql, [tuple(row[name] for name in names) for row in rows])
-        else:
-            conn.exec_driver_sql(self._sql, rows)
+        self._execute(conn, rows)
 
 
 def _placement_columns(item: Item, placement: StoryPlacement | None) -> dict[str, Any]:
@@ -146,6 +158,39 @@ def _placement_columns(item: Item, placement: StoryPlacement | None) -> dict[str
 _UNPLACED = dict.fromkeys(
     ("story_id", "match_reason", "match_key", "match_score", "match_title_sim", "match_text_sim")
 )
+
+
+class StoryInsert(_DriverInsert):
+    """``INSERT INTO stories`` for the stories new items found, at driver speed (as
+    ``ItemInsert``, and for the same reason: a poll of new items founds about as many
+    stories as it has items)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        super().__init__(stories, _STORY_COLUMNS, dialect)
+
+    def __call__(
+        self, conn: Connection, founders: Sequence[tuple[str, datetime]], now: datetime
+    ) -> None:
+        stamp = self._time(now, self._dialect)
+        rows = [
+            {
+                "id": story_id,
+                "published": self._time(published, self._dialect),
+                "created_at": stamp,
+                "updated_at": stamp,
+                "member_count": 1,
+            }
+            for story_id, published in founders
+        ]
+        self._execute(conn, rows)
+
+
+_STORY_COLUMNS = ("id", "published", "created_at", "updated_at", "member_count")
+
+
+@lru_cache(maxsize=4)
+def story_insert(dialect: Dialect) -> StoryInsert:
+    return StoryInsert(dialect)
 
 
 def state_from_row(row: Row[Any]) -> SourceState:

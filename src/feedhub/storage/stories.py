@@ -21,7 +21,7 @@ from feedhub.models import (
     StoryPlacement,
     WindowEntry,
 )
-from feedhub.storage.rows import stored_item, stored_item_columns
+from feedhub.storage.rows import stored_item, stored_item_columns, story_insert
 from feedhub.storage.schema import UTCDateTime, items, stories
 
 _ASSIGN = (
@@ -148,19 +148,7 @@ def open_placed(conn: Connection, placements: Mapping[str, StoryPlacement], now:
 
 def _found(conn: Connection, founders: Sequence[tuple[str, datetime]], now: datetime) -> None:
     if founders:
-        conn.execute(
-            stories.insert(),
-            [
-                {
-                    "id": story_id,
-                    "published": published,
-                    "created_at": now,
-                    "updated_at": now,
-                    "member_count": 1,
-                }
-                for story_id, published in founders
-            ],
-        )
+        story_insert(conn.dialect)(conn, founders, now)
 
 
 def _join(conn: Connection, joins: Counter[str], now: datetime) -> None:
