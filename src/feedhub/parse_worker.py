@@ -8,6 +8,7 @@ once for all workers (``PRELOAD``).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import fields, replace
 from datetime import datetime
@@ -23,6 +24,19 @@ from feedhub.models import Item, ParsedFeed
 from feedhub.stories import item_doc
 
 PRELOAD = [__name__]
+NICENESS = 5  # added to a worker process's niceness
+
+
+def lower_priority() -> None:
+    """A worker process's initializer: parsing yields the CPU to the process that stores
+    what it parses (and to a web process on the same machine). In a big poll every item waits
+    for the one store thread; at equal priority it shared two cores evenly with two busy
+    workers and the cycle ran at its pace (1,000 new feeds: 40 s at equal priority, 36 s with
+    the workers niced)."""
+    try:
+        os.nice(NICENESS)
+    except OSError:  # not allowed here: parse at the same priority
+        pass
 
 
 def parse_job(

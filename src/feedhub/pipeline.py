@@ -33,7 +33,7 @@ from feedhub.models import (
     SourceSpec,
     SourceState,
 )
-from feedhub.parse_worker import PRELOAD, parse_job
+from feedhub.parse_worker import PRELOAD, lower_priority, parse_job
 from feedhub.poll_report import AfterPoll, PollReport, PollResult
 from feedhub.poll_writer import PollWriter
 from feedhub.relate import Relater
@@ -108,7 +108,9 @@ class Poller:
             # Workers fork from a server that has imported the parser once (no effect if that
             # server is already running).
             context.set_forkserver_preload(PRELOAD)
-            self._parse_processes = ProcessPoolExecutor(workers, mp_context=context)
+            self._parse_processes = ProcessPoolExecutor(
+                workers, mp_context=context, initializer=lower_priority
+            )
         return self._parse_processes
 
     async def poll(
