@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +32,7 @@ __all__ = [
     "CJK_FLAG",
     "U32",
     "band_keys",
+    "band_sums",
     "jaccard",
     "oph_signature",
     "shingle_hashes",
@@ -337,13 +339,21 @@ def band_keys(signatures: U32, rows: int) -> U64:
     """LSH band keys: signature rows ``(n, bins)`` cut into bands of ``rows`` values, each band
     hashed with its index to one 64-bit key, shape ``(n, bins // rows)``. Two texts share a
     band key with probability about ``J ** rows``."""
-    sig = np.atleast_2d(signatures)
-    n, bins = sig.shape
-    bands = bins // rows
-    cut = sig[:, : bands * rows].reshape(n, bands, rows).astype(np.uint64)
-    # Sums wrap modulo 2**64, so summing the weighted rows at once equals adding them in turn.
-    acc = (cut * _BAND_WEIGHTS[0, :rows]).sum(axis=2, dtype=np.uint64) + _band_base(bands)
-    return _mix(acc)
+    return _mix(band_sums(np.atleast_2d(signatures), rows))
+
+
+def band_sums(signatures: npt.NDArray[np.unsignedinteger[Any]], rows: int) -> U64:
+    """``band_keys`` without its final mix, of one signature (shape ``(bins,)``) or of
+    signature rows (shape ``(n, bins)``). The mix is a bijection of 64-bit integers, so two
+    sums are equal exactly when the keys are: a table that only tests keys for equality (the
+    story index's) can skip it, half the cost of the keys."""
+    bands = signatures.shape[-1] // rows
+    cut = signatures[..., : bands * rows].astype(np.uint64)
+    cut = cut.reshape(*signatures.shape[:-1], bands, rows)
+    # Integer products and sums wrap modulo 2**64, so the weighted rows may be summed at once.
+    sums: U64 = cut @ _BAND_WEIGHTS[0, :rows]
+    sums += _band_base(bands)
+    return sums
 
 
 @lru_cache(maxsize=8)

@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from feedhub.core.bands import BandStore
 from feedhub.core.similarity import DedupeSettings, Fingerprint, Reason, merge_verdict
-from feedhub.core.sketch import _BAND_WEIGHTS, _band_base  # the weights of ``band_keys``
+from feedhub.core.sketch import band_sums
 
 __all__ = ["Match", "StoryIndex"]
 
@@ -110,7 +110,7 @@ class StoryIndex:
         if slots:
             matrix = np.frombuffer(b"".join(signatures), dtype="<u2")
             matrix = matrix.reshape(len(slots), self._settings.num_perm)
-            keys = _band_sums(matrix, self._settings.lsh_rows)
+            keys = band_sums(matrix, self._settings.lsh_rows)
             self._bands.add_many(np.asarray(slots, dtype=np.uint32), keys)
         return len(slots)
 
@@ -208,7 +208,7 @@ class StoryIndex:
         if last_fp is fp:
             return last_keys, last_list
         signature = np.frombuffer(fp.signature, dtype="<u2")
-        keys = _band_sums(signature, self._settings.lsh_rows)
+        keys = band_sums(signature, self._settings.lsh_rows)
         key_list: list[int] = keys.tolist()
         self._last_keys = (fp, keys, key_list)
         return keys, key_list
@@ -241,20 +241,6 @@ class StoryIndex:
 
 
 _NO_KEYS: U64 = np.zeros(0, dtype=np.uint64)
-
-
-def _band_sums(signatures: npt.NDArray[np.uint16], rows: int) -> U64:
-    """``sketch.band_keys`` without its final mix, of one signature (shape ``(bands,)``) or of
-    signature rows (shape ``(n, bands)``). The mix is a bijection of 64-bit integers, so two
-    sums are equal exactly when the keys are, and the band table only ever tests keys for
-    equality; skipping it saves half the cost of the keys on every new item."""
-    bands = signatures.shape[-1] // rows
-    cut = signatures[..., : bands * rows].astype(np.uint64)
-    cut = cut.reshape(*signatures.shape[:-1], bands, rows)
-    # Integer products and sums wrap modulo 2**64, as in ``band_keys``.
-    sums: U64 = cut @ _BAND_WEIGHTS[0, :rows]
-    sums += _band_base(bands)
-    return sums
 
 
 def _without_signature(fp: Fingerprint) -> Fingerprint:
