@@ -15,9 +15,8 @@ from datetime import datetime
 from operator import attrgetter
 
 from feedhub.core.dedupe import DedupeSettings
-from feedhub.core.dedupe import fingerprint as make_fingerprint
 from feedhub.core.parse import parse_feed
-from feedhub.core.searchterms import item_terms, items_terms
+from feedhub.core.searchterms import items_terms
 from feedhub.core.similarity import fingerprints as make_fingerprints
 from feedhub.core.textnorm import html_to_text
 from feedhub.models import Item, ParsedFeed
@@ -101,18 +100,10 @@ def item_extras(
     item: Item, now: datetime, dedupe: DedupeSettings | None, *, terms: bool
 ) -> tuple[bytes | None, str | None]:
     """The fingerprint (with ``dedupe``) and the search terms (with ``terms``) of one item,
-    exactly as ``item_fingerprint`` and ``item_terms`` make them, but with the body's HTML
-    turned into text once for both."""
-    if dedupe is None:
-        return None, item_terms(item.title, item.summary, item.content) if terms else None
-    # What ``item_fingerprint`` does, keeping the body's text for the terms.
-    doc = item_doc(item, item.published or now)
-    plain = html_to_text(doc.text)
-    fingerprint = make_fingerprint(doc, dedupe, plain=plain).to_bytes()
-    if not terms:
-        return fingerprint, None
-    known = (doc.text, plain)
-    return fingerprint, item_terms(item.title, item.summary, item.content, known=known)
+    exactly as ``item_fingerprint`` and ``item_terms`` make them (its body's HTML turned into
+    text once for both): what one item of a document whose batch failed is given, so that an
+    error is the first bad item's own."""
+    return items_extras([item], now, dedupe, terms=terms)[0]
 
 
 # Item's fields as ``replace`` would copy them, read with one call.

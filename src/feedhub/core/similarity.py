@@ -16,11 +16,7 @@ from rapidfuzz.fuzz import ratio
 from feedhub.core.sketch import (
     CJK_FLAG,
     jaccard,
-    oph_signature,
-    shingle_hashes,
     sketches_many,
-    sorted_unique,
-    split_token_hashes,
     token_hashes,
     token_hashes_many,
 )
@@ -199,36 +195,16 @@ def fingerprint(doc: Doc, settings: DedupeSettings, *, plain: str | None = None)
 
     ``plain`` is ``html_to_text(doc.text)`` when the caller has already made it (for the
     search terms too), so that it is not made twice."""
-    title = clean_title(doc.title)
-    body = clean_text(doc.text) if plain is None else clean_plain_text(plain)
-    text = title + "\n" + body
-    # The title's tokens come first (the newline ends the last of them); the lead is the text's.
-    tokens, skip = split_token_hashes(text, len(title))
-    hashes = shingle_hashes(tokens, settings.shingle)
-    signature = oph_signature(hashes, settings.num_perm).astype("<u2")
-    found = fact_tokens(text)
-    facts = sorted_unique(np.fromiter(map(fact_hash, found), dtype=np.uint32, count=len(found)))
-    lead = (tokens[skip : skip + settings.lead_tokens] >> np.uint64(48)).astype("<u2")
-    return Fingerprint(
-        scheme=settings.scheme,
-        source_id=doc.source_id,
-        url_key=url_key(doc.link),
-        title=title_key(title),
-        size=int(hashes.size),
-        sketch=hashes[: settings.sketch_size].astype("<u4").tobytes(),
-        signature=signature.tobytes(),
-        facts=facts[: settings.max_facts].astype("<u4").tobytes(),
-        fact_count=int(facts.size),
-        lead=lead.tobytes(),
-    )
+    return fingerprints([doc], settings, plains=[plain])[0]
 
 
 def fingerprints(
     docs: Sequence[Doc], settings: DedupeSettings, *, plains: Sequence[str | None] | None = None
 ) -> list[Fingerprint]:
-    """``fingerprint`` of each doc (``plains`` as its ``plain``), the very same values, with
-    the array work done once for all of them: a document's items together cost a fraction
-    of what they cost one by one, where NumPy's time per call outweighs the arithmetic."""
+    """``fingerprint`` of each doc (``plains`` as its ``plain``), with the array work done once
+    for all of them: a document's items together cost a fraction of what they cost one by
+    one, where NumPy's time per call outweighs the arithmetic. The title's tokens come first
+    in each text (the newline ends the last of them); the lead is the text's."""
     titles: list[str] = []
     texts: list[str] = []
     for doc, plain in zip(docs, plains or [None] * len(docs), strict=True):
