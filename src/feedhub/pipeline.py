@@ -292,7 +292,7 @@ class Poller:
                 source.id, started_at, time.monotonic() - t0, fetched.status, size, 0, 0, None
             )
             items = feed.items if feed else ()
-            outcome = await self.writer.record(new_state, items, entry, now)
+            outcome = await self.writer.record(new_state, items, entry)
             new, updated = outcome.new, outcome.updated
             result = PollResult(
                 source.id,
@@ -374,7 +374,7 @@ class Poller:
             },
         )
         try:
-            await self.writer.record(new_state, (), entry, now)
+            await self.writer.record(new_state, (), entry)
         except StorageError as store_exc:
             log.error("storage failed", extra={"source": source.id, "error": str(store_exc)})
         return PollResult(

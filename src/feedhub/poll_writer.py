@@ -46,14 +46,14 @@ class PollWriter:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     async def record(
-        self, state: SourceState, items: Sequence[Item], entry: FetchLogEntry, now: datetime
+        self, state: SourceState, items: Sequence[Item], entry: FetchLogEntry
     ) -> StoreOutcome:
         """Store one poll. It joins the polls waiting for the store thread, and they are
         written together in one transaction as soon as it is free (``Storage.record_polls``;
-        ``now``, for the new items' first-seen time, is the clock's when the batch is
-        written): no poll waits longer than it would alone, a cycle of unchanged feeds does not
-        pay one transaction and one thread hop per feed, and a cycle of new items writes each
-        index page and full-text segment once per batch instead of once per feed."""
+        the new items' first-seen time is the clock's when the batch is written): no poll
+        waits longer than it would alone, a cycle of unchanged feeds does not pay one
+        transaction and one thread hop per feed, and a cycle of new items writes each index
+        page and full-text segment once per batch instead of once per feed."""
         done: asyncio.Future[StoreOutcome] = asyncio.get_running_loop().create_future()
         self._unwritten.append((state, items, entry, done))
         if self._task is None or self._task.done():
